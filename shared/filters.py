@@ -1,0 +1,212 @@
+"""Checks on text: negative keywords, repetition of the thread, and reddit's limits.
+
+Negative keywords keep a bot away from distasteful text: the decide job does
+not answer it, the generate job rejects candidates containing it, and the
+export job leaves it out of training data. A keyword is a whole word
+(``rape``) or a word prefix (``nazi*``), case-insensitive, so "trumpet" does
+not match ``trump`` and "grape", "rapid" and "therapist" do not match ``rape``,
+the false positives of the original bot. Pure: plain text in, plain data out.
+
+Usage::
+
+    from shared.filters import DEFAULT_NEGATIVE_KEYWORDS, KeywordMatcher, check_reply
+
+    negative = KeywordMatcher(DEFAULT_NEGATIVE_KEYWORDS)
+    negative.matches("Nazis played the trumpet")        # ['nazis']
+
+    reason = check_reply(candidate, negative, thread_texts=[post.title, parent.body])
+    if reason is None:
+        ...  # acceptable; otherwise reason is e.g. "too long: 10234 > 10000 chars"
+
+Keyword patterns: letters and digits, with inner spaces, hyphens or
+apostrophes; a trailing ``*`` makes a prefix. An inner space or hyphen matches
+any run of spaces and punctuation ("self-harm" matches "self harm"), an
+apostrophe matches any apostrophe or none ("don't" matches "don’t" and
+"dont"). Words are runs of letters and digits, so "_nazi_" (markdown italics)
+and "nazi's" match too. Text is NFKC-normalised first, so full-width letters
+match their plain forms.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable
+
+# What the original bot refused to touch, minus the words that blocked whole
+# topics and groups ("kill", "jewish", "israel", "black people"): slurs,
+# extremism, sexual violence and abuse, self-harm. Prefixes only where no
+# innocent word shares them ("retard*" would block "fire retardant").
+DEFAULT_NEGATIVE_KEYWORDS = (
+    # slurs
+    "nigger*", "nigga", "niggas", "niggaz", "faggot*", "fag", "fags", "tranny", "trannies",
+    "retard", "retards", "retarded", "kike*", "spic", "spics", "chink", "chinks", "gook", "gooks",
+    "paki", "pakis", "wetback*",
+    # extremism
+    "nazi*", "hitler*", "heil", "holocaust*", "auschwitz", "swastika*", "kkk", "white power",
+    "white supremac*", "master race", "ethnic cleansing", "genocid*",
+    # sexual violence and abuse of children
+    "rape", "raped", "rapes", "raping", "rapist*", "pedo", "pedos", "pedophil*", "paedo", "paedos",
+    "paedophil*", "child porn*", "loli", "lolis", "incest*", "molest*",
+    # self-harm
+    "suicid*", "kill yourself", "kill myself", "kys", "self-harm*",
+)
+
+SIMILARITY_THRESHOLD = 0.95   # a reply this similar to a text of its thread repeats it
+
+
+@dataclass(frozen=True)
+class RedditLimits:
+    """The longest texts reddit accepts, in characters."""
+
+    comment: int = 10_000
+    title: int = 300            # and at least 1
+    self_post_body: int = 40_000
+
+
+REDDIT_LIMITS = RedditLimits()
+
+
+# --- keywords ---------------------------------------------------------------------------
+
+_LETTER_OR_DIGIT = r"[^\W_]"
+_APOSTROPHES = "'’‘ʼ`"
+_PATTERN_PIECE = re.compile(rf"[\s-]+|[{_APOSTROPHES}]|.")
+
+
+def _pattern_regex(pattern: str) -> str:
+    """The regex of one keyword pattern (already stripped and lowercased)."""
+    stem = pattern.removesuffix("*")
+    if not stem or "*" in stem or not (stem[0].isalnum() and stem[-1].isalnum()):
+        raise ValueError(f"keyword pattern {pattern!r}: a word or phrase that starts and ends "
+                         f"with a letter or digit, with an optional trailing * for a prefix")
+    pieces = []
+    for piece in _PATTERN_PIECE.findall(stem):
+        if piece[0].isspace() or piece[0] == "-":
+            pieces.append(r"[\W_]+")
+        elif piece in _APOSTROPHES:
+            pieces.append(f"[{_APOSTROPHES}]?")
+        else:
+            pieces.append(re.escape(piece))
+    rest_of_word = f"{_LETTER_OR_DIGIT}*" if pattern.endswith("*") else ""
+    return f"(?<!{_LETTER_OR_DIGIT}){''.join(pieces)}{rest_of_word}(?!{_LETTER_OR_DIGIT})"
+
+
+class KeywordMatcher:
+    """Finds whole-word (``rape``) and word-prefix (``nazi*``) keywords in text.
+
+    ``patterns`` are stripped, lowercased and deduplicated (``.patterns``); an
+    invalid one raises ValueError naming it. All of them compile to one regex.
+    An empty list matches nothing.
+    """
+
+    def __init__(self, patterns: Iterable[str]):
+        cleaned = (p.strip().lower() for p in patterns)
+        self.patterns = tuple(dict.fromkeys(p for p in cleaned if p))
+        # Longest first, so a phrase wins over a word it starts with.
+        regexes = [_pattern_regex(p) for p in sorted(self.patterns, key=len, reverse=True)]
+        self._regex = re.compile("|".join(regexes), re.IGNORECASE) if regexes else None
+
+    def matches(self, text: str) -> list[str]:
+        """The matched words of ``text``, lowercased, each once, in order of appearance."""
+        if self._regex is None or not text:
+            return []
+        found = self._regex.finditer(unicodedata.normalize("NFKC", text))
+        return list(dict.fromkeys(m.group().lower() for m in found))
+
+    def __repr__(self):
+        return f"KeywordMatcher({list(self.patterns)!r})"
+
+
+# --- similarity -------------------------------------------------------------------------
+
+def _normalised(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two texts are, 0 to 1: ``difflib.SequenceMatcher`` ratio, ignoring case
+    and whitespace runs. Quadratic in the worst case: about 1 s for two 10,000-char texts.
+    """
+    return difflib.SequenceMatcher(None, _normalised(a), _normalised(b), autojunk=False).ratio()
+
+
+def _first_repeat(text: str, others: Iterable[str], threshold: float) -> float | None:
+    """The similarity of ``text`` to the first of ``others`` at least ``threshold`` alike."""
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    # SequenceMatcher caches what it learns about its second sequence: set it once.
+    matcher.set_seq2(_normalised(text))
+    for other in others:
+        if not other:   # a deleted body or a link post's missing text repeats nothing
+            continue
+        matcher.set_seq1(_normalised(other))
+        # Cheap upper bounds first: texts of very different lengths cannot be alike.
+        if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
+            continue
+        ratio = matcher.ratio()
+        if ratio >= threshold:
+            return ratio
+    return None
+
+
+def repeats_thread(reply: str, thread_texts: Iterable[str], threshold: float = SIMILARITY_THRESHOLD) -> bool:
+    """True when ``reply`` is at least ``threshold`` similar to any of ``thread_texts``."""
+    return _first_repeat(reply, thread_texts, threshold) is not None
+
+
+# --- checks on generated text -----------------------------------------------------------
+
+def _too_long(text: str, limit: int) -> str | None:
+    return f"too long: {len(text)} > {limit} chars" if len(text) > limit else None
+
+
+def _negative(matcher: KeywordMatcher, *texts: str) -> str | None:
+    words = list(dict.fromkeys(w for text in texts for w in matcher.matches(text)))
+    return f"negative keyword: {', '.join(words)}" if words else None
+
+
+def check_reply(text: str | None, negative_keywords: KeywordMatcher, thread_texts: Iterable[str] = (),
+                *, threshold: float = SIMILARITY_THRESHOLD, limits: RedditLimits = REDDIT_LIMITS) -> str | None:
+    """None when ``text`` may be posted as a comment, else why not, in a few words.
+
+    ``text`` is what ``tagging.extract_reply`` returned (None: "unclosed").
+    The reasons, in the order checked: ``"unclosed"``, ``"empty"``,
+    ``"too long: 10234 > 10000 chars"``, ``"negative keyword: xyz"``,
+    ``"repeats the thread (similarity 0.97)"`` (against ``thread_texts``).
+    """
+    if text is None:
+        return "unclosed"
+    if not text.strip():
+        return "empty"
+    reason = _too_long(text, limits.comment) or _negative(negative_keywords, text)
+    if reason:
+        return reason
+    ratio = _first_repeat(text, thread_texts, threshold)
+    return f"repeats the thread (similarity {ratio:.2f})" if ratio is not None else None
+
+
+def check_submission(title: str | None, body: str, negative_keywords: KeywordMatcher,
+                     recent_titles: Iterable[str] = (), *, threshold: float = SIMILARITY_THRESHOLD,
+                     limits: RedditLimits = REDDIT_LIMITS) -> str | None:
+    """None when ``title`` and ``body`` may be posted as a new post, else why not.
+
+    ``title`` None means ``tagging.extract_submission`` found no closed title.
+    Pass "" as ``body`` for a link post. The reasons, in the order checked:
+    ``"unclosed"``, ``"empty title"``, ``"title too long: 312 > 300 chars"``,
+    ``"body too long: 40100 > 40000 chars"``, ``"negative keyword: xyz"``,
+    ``"repeats a recent title (similarity 0.97)"`` (against ``recent_titles``).
+    """
+    if title is None:
+        return "unclosed"
+    if not title.strip():
+        return "empty title"
+    if reason := _too_long(title, limits.title):
+        return f"title {reason}"
+    if reason := _too_long(body, limits.self_post_body):
+        return f"body {reason}"
+    if reason := _negative(negative_keywords, title, body):
+        return reason
+    ratio = _first_repeat(title, recent_titles, threshold)
+    return f"repeats a recent title (similarity {ratio:.2f})" if ratio is not None else None
