@@ -1,0 +1,101 @@
+"""PRODUCT.md's reply probability, as pure logic: worked examples, zeros, caps, mentions."""
+
+import pytest
+
+from shared.config import parse_config
+from shared.decide import Situation, cap_reached, looks_like_bot, reply_probability
+
+BOT = "TestBot-GPT2"
+
+
+def bot_config(**overrides):
+    return parse_config({"bots": [{"name": BOT, "model": "m", **overrides}]}).bots[0]
+
+
+def situation(**fields):
+    defaults = dict(bot=BOT, kind="comment", source="listing", author="alice", text="nice weather",
+                    post_age_hours=0.0, depth=0, post_author="bob", parent_author="bob")
+    defaults.update(fields)
+    return Situation(**defaults)
+
+
+def p(**fields):
+    bot = fields.pop("bot_config", None) or bot_config()
+    return reply_probability(situation(**fields), bot)[0]
+
+
+def test_worked_examples_of_product_md():
+    assert p() == pytest.approx(0.20)                                          # fresh human top-level comment
+    assert p(kind="submission", depth=None, text="A title\nbody") == pytest.approx(0.30)
+    assert p(kind="submission", depth=None, text="What is this?\n") == pytest.approx(0.70)
+
+
+def test_reasons_explain_the_sum():
+    _, reasons = reply_probability(situation(kind="submission", depth=None, text="why?"), bot_config())
+    assert reasons == ["base -0.10", "human author +0.30", "new post +0.10", "question +0.40", "age 0.0h x1.00"]
+
+
+def test_depth_bot_authors_and_age_lower_the_probability():
+    assert p(depth=2) == pytest.approx(0.10)
+    assert p(author="chatty-gpt2") == pytest.approx(0.0)                       # -0.1 - 0.1 -> 0
+    assert p(author="carol", author_flair="Verified GPT-2 Bot") == pytest.approx(0.0)
+    assert p(post_age_hours=12) == pytest.approx(0.10)
+    assert p(post_age_hours=30) == 0.0
+
+
+def test_question_only_counts_on_posts_and_replies_to_the_bot():
+    assert p(text="how are you?") == pytest.approx(0.20)                      # plain comment: no bonus
+    assert p(text="how are you?", depth=1, parent_author=BOT) == pytest.approx(0.85)  # 0.2-0.05+0.4+0.3
+    assert p(text="fine", depth=1, parent_author=BOT.lower()) == pytest.approx(0.45)
+
+
+def test_own_post_positive_keyword_and_cap_at_one():
+    assert p(post_author=BOT) == pytest.approx(0.70)
+    bot = bot_config(positive_keywords=["weather"])
+    assert p(bot_config=bot) == pytest.approx(0.70)
+    assert p(bot_config=bot, post_author=BOT, depth=1, parent_author=BOT, text="weather, you?") == 1.0
+
+
+@pytest.mark.parametrize("fields, reason", [
+    (dict(author=None, deleted=True), "deleted"),
+    (dict(author=BOT.upper()), "the bot's own item"),
+    (dict(author="AutoModerator"), "excluded author AutoModerator"),
+    (dict(text="they said kill yourself"), "negative keyword: kill yourself"),
+    (dict(link_flair="Announcement"), "announcement flair"),
+    (dict(removed=True), "removed"),
+    (dict(locked=True), "locked"),
+    (dict(depth=13), "depth 13 > 12"),
+])
+def test_hard_zeros_win_over_everything(fields, reason):
+    p_, reasons = reply_probability(situation(source="mention", **fields), bot_config())
+    assert (p_, reasons) == (0.0, [reason])
+
+
+def test_no_false_positive_keywords():
+    assert p(text="I play the trumpet, rapid and grape") == pytest.approx(0.20)
+
+
+def test_mentions_get_one_until_the_guard_depth_then_decay_with_depth_and_age():
+    assert p(source="mention", depth=3, author="a-gpt2") == 1.0
+    assert p(source="listing", text=f"hey u/{BOT.lower()} look") == 1.0
+    assert p(source="mention", depth=4) == 1.0
+    assert p(source="mention", depth=6) == pytest.approx(0.5)
+    assert p(source="mention", depth=6, post_age_hours=12) == pytest.approx(0.25)
+    assert p(source="mention", depth=8) == 0.0
+
+
+def test_private_messages_get_one():
+    assert p(kind="message", source="message", depth=None, post_age_hours=100) == 1.0
+
+
+def test_bot_detection():
+    assert looks_like_bot("SomeSSI", None) and looks_like_bot("x_bot", None) and looks_like_bot("y-GPT2", None)
+    assert looks_like_bot("human", "Verified GPT-2 Bot ✓")
+    assert not looks_like_bot("robotics_fan", None) and not looks_like_bot("human", None)
+
+
+def test_caps_name_the_first_one_reached():
+    caps = bot_config(caps={"per_hour": 2, "per_thread": 1}).caps
+    assert cap_reached({"per_hour": 1, "per_day": 1}, caps) is None
+    assert cap_reached({"per_hour": 2, "per_day": 2}, caps) == "cap per_hour reached (2/2)"
+    assert cap_reached({"per_hour": 0, "per_day": 0, "per_thread": 1}, caps) == "cap per_thread reached (1/1)"
