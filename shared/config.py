@@ -217,6 +217,25 @@ class S3:
 
 
 @dataclass
+class Training:
+    """Offline work: downloading a subreddit's history and exporting training text."""
+
+    db: str = _key("training.db", "the training DB (SQLite); relative to this file")
+    data_dir: str = _key("data", "where download keeps dump files and export writes train/eval text")
+    arctic_shift_url: str = _key("https://arctic-shift.photon-reddit.com", "Arctic Shift API base URL")
+    pushshift_url: str = _key("https://api.pullpush.io", "a Pushshift-compatible API base URL (PullPush)")
+    bot_authors: list[str] = _key(help="authors left out of training data, on top of the built-in bot list",
+                                  factory=list)
+    negative_keywords: list[str] = _key(help="leave out text with these, on top of the built-in list",
+                                        factory=list)
+    min_title_words: int = _key(0, "leave out posts with shorter titles", check=_at_least(0))
+    min_score: typing.Optional[int] = _key(None, "leave out posts and comments scored lower (empty = keep all)")
+    include_nsfw: bool = _key(True, "keep NSFW posts")
+    all_chains: bool = _key(False, "one sample per comment chain instead of one per post")
+    max_comments: int = _key(10, "comments per sample, at most", check=_at_least(0))
+
+
+@dataclass
 class Config:
     """The whole of ssi-bot.yaml."""
 
@@ -229,6 +248,7 @@ class Config:
     schedule: Schedule = _key(help="run.py's job intervals", factory=Schedule)
     generation: Generation = _key(help="model runtime", factory=Generation)
     s3: S3 = _key(help="state snapshots in S3", factory=S3)
+    training: Training = _key(help="download and export (offline jobs)", factory=Training)
 
     path: typing.Optional[Path] = field(default=None, metadata={"internal": True})
 
@@ -339,12 +359,22 @@ def parse_config(data, base_dir=Path(".")):
     config.db = str((base_dir / config.db).resolve()) if config.db != ":memory:" else config.db
     for bot in config.bots:
         bot.model = str((base_dir / bot.model).resolve())
+    config.training.db = str((base_dir / config.training.db).resolve())
+    config.training.data_dir = str((base_dir / config.training.data_dir).resolve())
     return config
 
 
-def load_config(path):
-    """Read and validate ssi-bot.yaml at ``path``; raise ConfigError naming every problem."""
+def load_config(path, optional=False):
+    """Read and validate ssi-bot.yaml at ``path``; raise ConfigError naming every problem.
+
+    With ``optional``, a missing file gives the defaults (no bots): the
+    offline jobs (download, export, finetune) work without a bot config.
+    """
     path = Path(path)
+    if optional and not path.exists():
+        config = parse_config({}, base_dir=Path.cwd())
+        config.path = path
+        return config
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file (copy ssi-bot.yaml.example to {path.name} "
                           "and edit it, or pass --config PATH)")
