@@ -1,0 +1,233 @@
+"""shared.generation: loading model directories and batched generation, on tiny local models."""
+
+import logging
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from shared.errors import ModelError
+from shared.generation import GenerationStats, Sampling, load
+from tests.conftest import TINY_N_POSITIONS
+
+GREEDY = Sampling(temperature=0, max_new_tokens=20)
+THREAD = ("<|soss r/test|><|sot|>What is this<|eot|><|sost|>Tell me about it<|eost|>"
+          "<|sor u/alice|>hi there<|eor|><|sor|>")
+PROMPTS = [THREAD, "<|sor|>", "Just a few words of text, the thread and the post title", "hi"]
+
+
+def prompt_of(model, n_tokens):
+    """A prompt of exactly ``n_tokens`` tokens."""
+    ids = model.tokenizer("a b c d e f g h " * n_tokens)["input_ids"][:n_tokens]
+    text = model.tokenizer.decode(ids)
+    assert len(model.tokenizer(text)["input_ids"]) == n_tokens
+    return text
+
+
+# --- loading ---------------------------------------------------------------------------
+
+def test_loads_a_transformers_directory(tiny_model_dir):
+    model = load(tiny_model_dir)
+    assert model.n_positions == TINY_N_POSITIONS
+    [[reply]] = model.generate([THREAD], GREEDY)
+    assert isinstance(reply, str) and reply
+
+
+def test_loads_best_model_inside_a_run_folder(tmp_path, tiny_model_dir):
+    shutil.copytree(tiny_model_dir, tmp_path / "outputs" / "best_model")
+    model = load(tmp_path / "outputs")
+    assert model.path.name == "best_model"
+    assert load(tmp_path / "outputs" / "best_model") is model
+
+
+def test_loads_a_simpletransformers_directory_with_the_same_weights(simpletransformers_model_dir, tiny_model_dir):
+    assert not (simpletransformers_model_dir / "tokenizer.json").exists()
+    model = load(simpletransformers_model_dir)
+    assert model.generate(PROMPTS, GREEDY) == load(tiny_model_dir).generate(PROMPTS, GREEDY)
+
+
+def test_a_model_is_loaded_once_per_path(tiny_model_dir):
+    assert load(tiny_model_dir) is load(str(tiny_model_dir) + "/")
+    assert load(tiny_model_dir) is load(tiny_model_dir / ".." / tiny_model_dir.name)
+
+
+def broken_copy(tmp_path, tiny_model_dir, *remove):
+    broken = tmp_path / "models" / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    for name in remove:
+        (broken / name).unlink()
+    return broken
+
+
+@pytest.mark.parametrize("remove, missing", [
+    ((), "no such directory"),
+    (("config.json",), "no config.json"),
+    (("model.safetensors",), "no weights (model.safetensors or pytorch_model.bin)"),
+    (("tokenizer.json", "vocab.json", "merges.txt"), "no tokenizer (vocab.json + merges.txt or tokenizer.json)"),
+    (("tokenizer.json", "merges.txt"), "no merges.txt"),
+])
+def test_an_incomplete_directory_names_the_path_and_the_missing_piece(tmp_path, tiny_model_dir, remove, missing):
+    path = broken_copy(tmp_path, tiny_model_dir, *remove) if remove else tmp_path / "models" / "nothing"
+    with pytest.raises(ModelError) as raised:
+        load(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: {missing}")
+    assert "\n" not in message
+    assert "config.json, model.safetensors or pytorch_model.bin" in message
+
+
+def test_corrupt_weights_give_a_model_error(tmp_path, tiny_model_dir):
+    path = broken_copy(tmp_path, tiny_model_dir)
+    (path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match=f"^{path}: cannot load the model"):
+        load(path)
+
+
+def test_importing_generation_stays_light():
+    modules = ("simpletransformers", "pandas", "sklearn", "datasets", "torch")
+    code = f"import sys, shared.generation; print([m for m in {modules!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- generation ------------------------------------------------------------------------
+
+def test_returns_n_continuations_per_prompt_in_input_order(tiny_model_dir):
+    model = load(tiny_model_dir)
+    sampling = Sampling(max_new_tokens=12, seed=3)
+    replies = model.generate(PROMPTS, sampling, n=3, batch_size=6)
+    assert [len(r) for r in replies] == [3, 3, 3, 3]
+    assert model.last_stats.rows == 12 and model.last_stats.batches == 2  # 6 rows = 2 prompts x 3
+    assert model.generate(PROMPTS, sampling, n=3, batch_size=6) == replies  # seeded
+
+    # input order: each prompt's candidates are what that prompt gets on its own
+    batched = model.generate(PROMPTS, GREEDY, n=2, batch_size=4)
+    assert len({tuple(candidates) for candidates in batched}) == len(PROMPTS)  # order matters
+    assert batched == [model.generate([prompt], GREEDY, n=2)[0] for prompt in PROMPTS]
+
+
+def test_a_left_padded_row_generates_what_it_would_alone(tiny_model_dir):
+    model = load(tiny_model_dir)
+    greedy = Sampling(temperature=0, repetition_penalty=1.5, max_new_tokens=20)
+    prompts = [prompt_of(model, 3), THREAD, prompt_of(model, 40)]
+    batched = model.generate(prompts, greedy, batch_size=16)
+    assert model.last_stats.batches == 1
+    assert model.last_stats.padded_prompt_tokens > model.last_stats.prompt_tokens  # really padded
+    assert batched == [model.generate([p], greedy)[0] for p in prompts]
+
+
+def test_greedy_replies_match_transformers_generate(tiny_model_dir):
+    """Batched and left-padded, each reply is what transformers' own generate gives the
+    prompt alone: masks, positions, the cache and the repetition penalty (which must not
+    count the padding) all agree with the reference."""
+    import torch
+
+    model = load(tiny_model_dir)
+    greedy = Sampling(temperature=0, repetition_penalty=1.3, max_new_tokens=30)
+    replies = model.generate(PROMPTS, greedy, batch_size=16)
+    for prompt, [reply] in zip(PROMPTS, replies):
+        ids = torch.tensor([model.tokenizer(prompt)["input_ids"]])
+        with torch.inference_mode():
+            out = model.hf_model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                          repetition_penalty=1.3, max_new_tokens=30,
+                                          pad_token_id=model.tokenizer.eos_token_id)
+        tokens = out[0, ids.shape[1]:].tolist()
+        ended = model.tokenizer.eos_token_id in tokens
+        if ended:
+            tokens = tokens[:tokens.index(model.tokenizer.eos_token_id)]
+        reference = model.tokenizer.decode(tokens)
+        marker = reference.find("<|")
+        if marker >= 0:
+            assert reply == reference[:marker + 2]
+        else:
+            assert reply == reference + ("<|endoftext|>" if ended else "")
+
+
+def assert_cut_at_first_marker(reply, max_new_tokens, model):
+    first = reply.find("<|")
+    if first >= 0:
+        assert first == len(reply) - 2, reply                # nothing after the first <|
+    else:
+        assert len(model.tokenizer(reply)["input_ids"]) >= max_new_tokens - 2, reply  # ran out of tokens
+
+
+def test_every_row_stops_at_its_first_marker(rigged_model_dir):
+    model = load(rigged_model_dir(["<|"], strength=5.0))
+    replies = model.generate([THREAD, "hi"], Sampling(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=40,
+                                                     seed=0), n=8)
+    flat = [r for candidates in replies for r in candidates]
+    for reply in flat:
+        assert_cut_at_first_marker(reply, 40, model)
+    closed = [r for r in flat if r.endswith("<|")]
+    assert len(closed) >= 8 and len({len(r) for r in closed}) > 3  # rows stop at different steps
+    assert model.last_stats.closed_rows == len(closed)  # each stopped there, not cut afterwards
+
+
+def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir):
+    model = load(rigged_model_dir(["<", "|"], strength=8.0))
+    replies = model.generate([THREAD], Sampling(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=40,
+                                                seed=1), n=8)[0]
+    for reply in replies:
+        assert reply.endswith("<|") and reply.find("<|") == len(reply) - 2, reply
+    assert any(len(r) > 2 for r in replies)  # "|" and "<<" alone did not stop anything
+    assert model.last_stats.closed_rows == 8   # stopped at the "|", not cut afterwards
+
+
+def test_finished_rows_are_dropped_from_the_batch(rigged_model_dir):
+    model = load(rigged_model_dir(["<|"], strength=5.0))
+    sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=40, seed=0)
+    model.generate([THREAD], sampling, n=16)
+    stats = model.last_stats
+    assert isinstance(stats, GenerationStats)
+    assert stats.rows == 16 and stats.closed_rows + stats.eos_rows + stats.cut_rows == 16
+    # each row's first token comes from the prompt pass, every later one costs one decode row
+    assert stats.decode_rows == stats.new_tokens - stats.rows
+    longest = stats.forward_calls  # prompt pass + decode steps = the longest row's tokens
+    assert stats.decode_rows < 16 * (longest - 1) / 2   # far less than keeping every row
+    assert stats.tokens_per_second > 0
+
+
+def test_generation_stops_when_every_row_has_closed(rigged_model_dir):
+    model = load(rigged_model_dir(["<|"], strength=30.0))
+    replies = model.generate(PROMPTS, Sampling(max_new_tokens=100, seed=0), n=2)
+    assert all(r == ["<|", "<|"] for r in replies)
+    assert model.last_stats.forward_calls == 1 and model.last_stats.decode_rows == 0
+
+
+def test_prompt_and_reply_never_exceed_the_context(rigged_model_dir, caplog):
+    model = load(rigged_model_dir(["a"], strength=30.0))  # never closes: rows run to their limit
+    sampling = Sampling(max_new_tokens=100, seed=0)
+    # 60 + 68 = the context; a short row in the same batch keeps its full 100 tokens
+    model.generate([prompt_of(model, 60), prompt_of(model, 5)], sampling)
+    stats = model.last_stats
+    assert stats.cut_rows == 2 and stats.truncated_prompts == 0
+    assert stats.new_tokens == (TINY_N_POSITIONS - 60) + 100
+
+    # too long for context minus the reply budget (100, at most half the context): cut from the left
+    with caplog.at_level(logging.WARNING, logger="shared.generation"):
+        [[reply]] = model.generate([prompt_of(model, 200)], sampling)
+    stats = model.last_stats
+    assert stats.truncated_prompts == 1 and "cut to its last 64" in caplog.text
+    assert stats.prompt_tokens + stats.new_tokens == TINY_N_POSITIONS
+    assert reply == "a" * 64
+
+
+def test_eos_ends_a_row_and_shows_as_endoftext(rigged_model_dir):
+    model = load(rigged_model_dir(["<|endoftext|>"], strength=30.0))
+    [[reply]] = model.generate([THREAD], Sampling(seed=0))
+    assert reply == "<|endoftext|>"
+    assert model.last_stats.eos_rows == 1
+
+
+def test_loss_is_lower_for_text_the_model_prefers(rigged_model_dir):
+    model = load(rigged_model_dir(["a"], strength=30.0))
+    aaa, other = model.loss(["a" * 30, "hello there, a thread <|eor|>"])
+    assert aaa < other
+
+
+def test_sampling_takes_the_settings_of_a_bot():
+    class BotSampling:
+        temperature, top_k, top_p, repetition_penalty, max_new_tokens, candidates = 0.7, 20, 0.9, 1.1, 64, 2
+
+    assert Sampling.from_settings(BotSampling, seed=5) == Sampling(0.7, 20, 0.9, 1.1, 64, seed=5)
