@@ -1,0 +1,310 @@
+"""The state DB: one SQLite file (WAL) shared by every job and every bot.
+
+Usage::
+
+    from shared import db
+    db.open("ssi-bot.db")                  # creates or upgrades the schema
+    item = db.Item.get(bot="MyBot", key="t1_abc")
+
+Tables
+  Thing        reddit content we have read, keyed by fullname: the ancestry cache
+               every prompt is built from. Shared by all bots.
+  Item         one bot's unit of work, keyed by (bot, key): a post or comment it
+               may answer (key = reddit fullname) or a post of its own
+               (key = "submit:SUB:SLOT"). Its ``state`` is the state machine below.
+  Decision     the reply probability, the one random draw and its reasons.
+  Candidate    every generated text, accepted or rejected with the reason.
+  PostAttempt  every call to reddit that writes, with its outcome.
+  Cursor       per-bot listing positions, so fetch resumes where it stopped.
+
+One item's life (ARCHITECTURE.md)::
+
+    seen ─decide─▶ skipped
+         └──────▶ queued ─generate─▶ generated ─post─▶ posting ─▶ posted
+                           └▶ failed                    └─▶ failed / generated (retry_at)
+
+Every transition is one short transaction. ``posting`` is committed *before*
+the reddit call, which is what lets a later run know an outcome is unknown
+and look on reddit before posting again.
+
+Schema versions live in ``PRAGMA user_version``; ``open`` applies the missing
+steps of ``MIGRATIONS`` in order, so a DB made by an older release upgrades
+itself in place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import peewee as pw
+
+database = pw.DatabaseProxy()
+
+# Item states. Kept as plain strings in the DB so the file is readable with sqlite3.
+SEEN, SKIPPED, QUEUED, GENERATED, POSTING, POSTED, FAILED = (
+    "seen", "skipped", "queued", "generated", "posting", "posted", "failed")
+STATES = (SEEN, SKIPPED, QUEUED, GENERATED, POSTING, POSTED, FAILED)
+# States that count against the caps: the bot has committed to answering.
+COMMITTED = (QUEUED, GENERATED, POSTING, POSTED)
+
+
+def now():
+    return time.time()
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+
+
+class JSONField(pw.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class Thing(BaseModel):
+    """A reddit post, comment or message as we last read it."""
+
+    fullname = pw.CharField(primary_key=True)           # t1_… comment, t3_… post, t4_… message
+    subreddit = pw.CharField(null=True)
+    author = pw.CharField(null=True)                    # None: deleted account or deleted item
+    author_flair = pw.CharField(null=True)
+    title = pw.TextField(null=True)                     # posts and messages (subject)
+    body = pw.TextField(default="")                     # comment body, selftext or message text
+    is_link = pw.BooleanField(default=False)
+    link_flair = pw.CharField(null=True)
+    parent = pw.CharField(null=True)                    # parent fullname (comments, replies to messages)
+    submission = pw.CharField(null=True, index=True)    # the post a comment belongs to
+    depth = pw.IntegerField(null=True)                  # 0 = top-level comment; None for posts
+    created_utc = pw.FloatField()
+    locked = pw.BooleanField(default=False)
+    removed = pw.BooleanField(default=False)
+    deleted = pw.BooleanField(default=False)
+    nsfw = pw.BooleanField(default=False)
+    fetched_at = pw.FloatField(default=now)
+
+    @property
+    def kind(self):
+        return {"t1": "comment", "t3": "submission", "t4": "message"}[self.fullname[:2]]
+
+
+class Item(BaseModel):
+    """One bot's unit of work: something to maybe answer, or a post of its own."""
+
+    bot = pw.CharField()
+    key = pw.CharField()                                # reddit fullname, or "submit:SUB:SLOT"
+    source = pw.CharField()                             # listing, mention, comment_reply, post_reply, message, schedule
+    state = pw.CharField(default=SEEN, index=True)
+    subreddit = pw.CharField(null=True)
+    thread = pw.CharField(null=True)                    # the post the answer lands in (per-thread caps)
+    target_author = pw.CharField(null=True)             # whom the answer is to (per-user caps)
+    is_link = pw.BooleanField(default=False)            # own posts: link or self
+    prompt = pw.TextField(null=True)
+    title = pw.TextField(null=True)                     # own posts: accepted title
+    text = pw.TextField(null=True)                      # accepted reply, or own post's body
+    gen_attempts = pw.IntegerField(default=0)
+    post_attempts = pw.IntegerField(default=0)
+    retry_at = pw.FloatField(null=True)                 # post: not before this time (rate limits, backoff)
+    result = pw.CharField(null=True)                    # fullname of what the bot posted
+    reason = pw.TextField(null=True)                    # why skipped or failed (latest)
+    created_at = pw.FloatField(default=now)
+    updated_at = pw.FloatField(default=now, index=True)
+    posted_at = pw.FloatField(null=True)
+
+    class Meta:
+        indexes = ((("bot", "key"), True), (("bot", "state"), False))
+
+    def move(self, state, **changes):
+        """Move to ``state`` (and set ``changes``) in one committed write."""
+        changes.update(state=state, updated_at=now())
+        for name, value in changes.items():
+            setattr(self, name, value)
+        with database.atomic():
+            self.save(only=[getattr(Item, name) for name in changes])
+        return self
+
+
+class Decision(BaseModel):
+    item = pw.ForeignKeyField(Item, unique=True, on_delete="CASCADE", backref="decisions")
+    probability = pw.FloatField()
+    draw = pw.FloatField()
+    reasons = JSONField()
+    decided_at = pw.FloatField(default=now)
+
+
+class Candidate(BaseModel):
+    item = pw.ForeignKeyField(Item, on_delete="CASCADE", backref="candidates")
+    raw = pw.TextField()                                # the model's continuation, as generated
+    accepted = pw.BooleanField(default=False)
+    reason = pw.TextField(null=True)                    # why it was rejected
+    created_at = pw.FloatField(default=now)
+
+
+class PostAttempt(BaseModel):
+    item = pw.ForeignKeyField(Item, on_delete="CASCADE", backref="attempts")
+    started_at = pw.FloatField(default=now)
+    finished_at = pw.FloatField(null=True)
+    outcome = pw.CharField(null=True)                   # posted, found, ratelimited, transient, permanent; None = unknown
+    reason = pw.TextField(null=True)
+    result = pw.CharField(null=True)
+
+
+class Cursor(BaseModel):
+    bot = pw.CharField()
+    name = pw.CharField()                               # e.g. "new:a+b", "comments:a+b"
+    value = pw.FloatField()                             # created_utc of the newest item stored
+    updated_at = pw.FloatField(default=now)
+
+    class Meta:
+        indexes = ((("bot", "name"), True),)
+
+
+TABLES = [Thing, Item, Decision, Candidate, PostAttempt, Cursor]
+
+
+# --------------------------------------------------------------------------- schema versions
+
+def _v1_initial(db):
+    db.create_tables(TABLES)
+
+
+# Append a step for every schema change; never edit a released one. Each step
+# gets the open database and runs inside one transaction.
+MIGRATIONS = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db=None):
+    return (db or database).execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db):
+    """Bring ``db`` up to SCHEMA_VERSION, one step per transaction."""
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        from shared.errors import InputError
+        raise InputError(f"{db.database}: schema version {current} is newer than this release "
+                         f"understands ({SCHEMA_VERSION}); upgrade ssi-bot")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with db.atomic():
+            MIGRATIONS[version - 1](db)
+            db.execute_sql(f"PRAGMA user_version = {version}")
+
+
+def open(path):
+    """Open (creating or upgrading) the state DB at ``path`` and bind the models to it."""
+    db = pw.SqliteDatabase(path, pragmas={
+        "journal_mode": "wal",
+        "synchronous": "normal",     # WAL + normal: durable at checkpoints, never corrupt
+        "foreign_keys": 1,
+        "busy_timeout": 30_000,      # jobs from crontab and run.py may overlap briefly
+    })
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    migrate(db)
+    return db
+
+
+def close():
+    if database.obj is not None and not database.is_closed():
+        database.close()
+
+
+# --------------------------------------------------------------------------- common queries
+
+def add_item(bot, key, source, **fields):
+    """Insert an item unless (bot, key) exists; return (item, created).
+
+    A mention or inbox reply that arrives after the same comment was seen in a
+    listing upgrades the item's source, as long as it is not decided yet: the
+    mention is what makes it worth answering.
+    """
+    with database.atomic():
+        item = Item.get_or_none(bot=bot, key=key)
+        if item is None:
+            return Item.create(bot=bot, key=key, source=source, **fields), True
+        if item.state == SEEN and item.source == "listing" and source != "listing":
+            item.source = source
+            item.save(only=[Item.source])
+        return item, False
+
+
+def record_decision(item, probability, draw, reasons, queue, reason=None):
+    """Store the one draw for ``item`` and move it to queued or skipped (with ``reason``)."""
+    with database.atomic():
+        Decision.create(item=item, probability=probability, draw=draw, reasons=reasons)
+        item.move(QUEUED if queue else SKIPPED, reason=reason)
+
+
+def count_committed(bot, since, **where):
+    """Answers ``bot`` decided to give since ``since`` and did not abandon (for the caps).
+
+    Counted from decisions, not from posts: a reply queued a minute ago will
+    be posted, so it counts against the hour it was decided in.
+    """
+    query = (Item.select().join(Decision)
+             .where((Item.bot == bot) & Item.state.in_(COMMITTED) & (Decision.decided_at >= since)))
+    for name, value in where.items():
+        query = query.where(getattr(Item, name) == value)
+    return query.count()
+
+
+def state_counts(bot=None):
+    """{bot: {state: count}} for every bot with items."""
+    query = Item.select(Item.bot, Item.state, pw.fn.COUNT(Item.id).alias("n")).group_by(Item.bot, Item.state)
+    if bot:
+        query = query.where(Item.bot == bot)
+    counts = {}
+    for row in query:
+        counts.setdefault(row.bot, dict.fromkeys(STATES, 0))[row.state] = row.n
+    return counts
+
+
+def store_things(records):
+    """Insert or refresh Things from plain records (shared.reddit.record).
+
+    A known depth is never forgotten: records read through /api/info carry no
+    depth, while comment trees do.
+    """
+    if not records:
+        return
+    fetched_at = now()
+    columns = [f for f in Thing._meta.sorted_field_names if f != "fullname"]
+    with database.atomic():
+        for record in records:
+            row = {name: record.get(name, Thing._meta.fields[name].default) for name in columns}
+            row = {k: (v() if callable(v) else v) for k, v in row.items()}
+            row["fetched_at"] = fetched_at
+            update = {getattr(Thing, k): pw.EXCLUDED.__getattr__(k) for k in columns if k != "depth"}
+            update[Thing.depth] = pw.fn.COALESCE(pw.EXCLUDED.depth, Thing.depth)
+            (Thing.insert(fullname=record["fullname"], **row)
+             .on_conflict(conflict_target=[Thing.fullname], update=update).execute())
+
+
+def things(fullnames):
+    """{fullname: Thing} for those of ``fullnames`` that are cached."""
+    fullnames = list(set(fullnames))
+    found = {}
+    for start in range(0, len(fullnames), 500):  # SQLite's variable limit
+        for thing in Thing.select().where(Thing.fullname.in_(fullnames[start:start + 500])):
+            found[thing.fullname] = thing
+    return found
+
+
+def ancestry(fullname, limit):
+    """The cached chain ending at ``fullname``, oldest first, at most ``limit`` Things.
+
+    Walks parent links up to the post; stops early where the cache has a gap.
+    """
+    chain = []
+    current = Thing.get_or_none(Thing.fullname == fullname)
+    while current is not None and len(chain) < limit:
+        chain.append(current)
+        if current.parent is None:
+            break
+        current = Thing.get_or_none(Thing.fullname == current.parent)
+    return list(reversed(chain))

@@ -1,0 +1,239 @@
+"""Reddit through PRAW: clients, plain records, and what a failure means.
+
+The rest of ssi-bot never sees a PRAW object or exception. This module turns
+PRAW objects into plain ``dict`` records (the columns of ``db.Thing``) and
+PRAW/prawcore exceptions into ``shared.errors`` classes that say what to do
+next (retry soon, wait N seconds, give up).
+
+Usage::
+
+    from shared import reddit
+    client = reddit.connect(bot, config)        # praw.Reddit for the bot's praw.ini section
+    with reddit.translated_errors():
+        comment = client.comment("abc").reply(body="hi")
+
+Credentials come from praw.ini (section named like the bot) or PRAW's
+``praw_*`` environment variables; ``config.reddit_endpoint`` points the client
+at another Reddit-compatible API (the local sandbox).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+import praw
+import praw.config
+import praw.exceptions
+import prawcore
+import prawcore.exceptions as core
+
+from shared.errors import ConfigError, PermanentError, RateLimited, TransientError
+
+# /api/info takes at most 100 fullnames per request; PRAW splits longer lists.
+INFO_BATCH = 100
+
+# Form-error codes that retrying cannot fix; anything else unknown is treated
+# as permanent too, with its code as the reason.
+_RATELIMIT_WAIT = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)", re.IGNORECASE)
+_UNIT_SECONDS = {"millisecond": 0.001, "second": 1, "minute": 60, "hour": 3600}
+
+
+def _praw_ini(config):
+    """PRAW's settings, with the praw.ini beside ssi-bot.yaml read in as well.
+
+    PRAW itself looks in its package, the user's config dir and the current
+    directory; crontab and cloud schedulers start jobs elsewhere, so the file
+    next to the config is added to PRAW's own parser.
+    """
+    if praw.config.Config.CONFIG is None:
+        praw.config.Config._load_config()
+    parser = praw.config.Config.CONFIG
+    if config is not None and config.path is not None:
+        beside = Path(config.path).resolve().parent / "praw.ini"
+        if beside.is_file() and beside.resolve() != Path("praw.ini").resolve():
+            parser.read(beside)
+    return parser
+
+
+def has_credentials(site_name, config=None):
+    """True when praw.ini has a section for ``site_name`` or PRAW's env vars are set."""
+    if _praw_ini(config).has_section(site_name):
+        return True
+    return bool(os.environ.get("praw_client_id") and os.environ.get("praw_username"))
+
+
+def check_credentials(config, bots):
+    """ConfigError with one line per bot that has nowhere to take credentials from."""
+    problems = [
+        f"bot {bot.name}: no [{bot.name}] section in praw.ini (copy praw_template.ini to praw.ini beside "
+        f"{config.path.name if config.path else 'ssi-bot.yaml'} and fill in the bot's client_id, "
+        f"client_secret, username and password, or set PRAW's praw_client_id/praw_client_secret/"
+        f"praw_username/praw_password)"
+        for bot in bots if not has_credentials(bot.name, config)]
+    if problems:
+        raise ConfigError(problems)
+
+
+class OutcomeUnknown(Exception):
+    """A write whose answer never came: reddit may or may not have done it."""
+
+
+# The writes that create something on reddit. Sending one twice makes two comments.
+_CREATING_WRITES = ("/api/comment", "/api/submit", "/api/compose")
+
+
+class WriteOnceRequestor(prawcore.Requestor):
+    """prawcore resends any request after a dropped connection, a timeout or a 5xx;
+    for a comment or a post that is a second copy whenever reddit had already
+    taken the first (it does, under load). Such writes fail here instead, with
+    an error that is not retried: the post job then looks on reddit before
+    trying again."""
+
+    def request(self, *args, timeout=None, **kwargs):
+        url = str(kwargs.get("url", ""))
+        creates = kwargs.get("method") == "POST" and url.rstrip("/").endswith(_CREATING_WRITES)
+        try:
+            response = super().request(*args, timeout=timeout, **kwargs)
+        except core.RequestException as exc:
+            if creates and isinstance(exc.original_exception, prawcore.Session.RETRY_EXCEPTIONS):
+                raise core.RequestException(OutcomeUnknown(repr(exc.original_exception)), args, kwargs) from None
+            raise
+        if creates and response.status_code in prawcore.Session.RETRY_STATUSES:
+            raise core.RequestException(OutcomeUnknown(f"HTTP {response.status_code}"), args, kwargs)
+        return response
+
+
+def connect(bot, config, **overrides):
+    """A praw.Reddit for ``bot``, authenticated from its praw.ini section."""
+    kwargs = dict(user_agent=config.user_agent.format(bot=bot.name), check_for_updates=False,
+                  # We schedule rate-limited posts ourselves so one bot's wait never
+                  # blocks the others: PRAW must not sleep on RATELIMIT.
+                  ratelimit_seconds=0, requestor_class=WriteOnceRequestor)
+    if config.reddit_endpoint:
+        kwargs.update(oauth_url=config.reddit_endpoint, reddit_url=config.reddit_endpoint)
+    kwargs.update(overrides)
+    try:
+        if _praw_ini(config).has_section(bot.name):
+            return praw.Reddit(site_name=bot.name, **kwargs)
+        return praw.Reddit(**kwargs)
+    except praw.exceptions.MissingRequiredAttributeException as exc:
+        raise ConfigError(f"bot {bot.name}: praw.ini section is incomplete ({exc})") from None
+
+
+# --------------------------------------------------------------------------- records
+
+def _name(value):
+    """The name of a Redditor/Subreddit attribute, which PRAW gives as an object or None."""
+    if value is None:
+        return None
+    return str(getattr(value, "name", None) or getattr(value, "display_name", None) or value)
+
+
+def record(thing):
+    """A plain dict with db.Thing's columns, from a PRAW Comment, Submission or Message.
+
+    Reads only what PRAW already holds (``vars``), so it never triggers a
+    lazy fetch of a missing attribute.
+    """
+    data = vars(thing)
+    fullname = data.get("name") or thing.fullname
+    author = _name(data.get("author"))
+    if author == "[deleted]":
+        author = None
+    common = dict(
+        fullname=fullname,
+        subreddit=_name(data.get("subreddit")),
+        author=author,
+        author_flair=data.get("author_flair_text"),
+        created_utc=float(data.get("created_utc") or 0),
+    )
+    if fullname.startswith("t3_"):
+        body = data.get("selftext") or ""
+        return dict(
+            common, title=data.get("title") or "", body=body,
+            is_link=not data.get("is_self", True),
+            link_flair=data.get("link_flair_text"),
+            locked=bool(data.get("locked")),
+            removed=bool(data.get("removed_by_category")) and data.get("removed_by_category") != "deleted"
+            or body == "[removed]",
+            deleted=author is None or data.get("removed_by_category") == "deleted",
+            nsfw=bool(data.get("over_18")),
+        )
+    if fullname.startswith("t1_"):
+        body = data.get("body") or ""
+        return dict(
+            common, body=body,
+            parent=data.get("parent_id"),
+            submission=_link_id(data.get("link_id")),
+            depth=data.get("depth") if isinstance(data.get("depth"), int) else None,
+            locked=bool(data.get("locked")),
+            removed=body == "[removed]",
+            deleted=body == "[deleted]" or author is None,
+        )
+    return dict(  # t4: a private message
+        common, title=data.get("subject") or "", body=data.get("body") or "",
+        parent=data.get("parent_id") or None,
+    )
+
+
+def _link_id(value):
+    if value is None:
+        return None
+    value = str(value)
+    return value if value.startswith("t3_") else f"t3_{value}"
+
+
+def inbox_source(thing):
+    """How an inbox item reached the bot: mention, comment_reply, post_reply or message."""
+    if thing.fullname.startswith("t4_"):
+        return "message"
+    kind = vars(thing).get("type")
+    return {"username_mention": "mention", "post_reply": "post_reply"}.get(kind, "comment_reply")
+
+
+# --------------------------------------------------------------------------- failures
+
+def ratelimit_seconds(message):
+    """The wait in a RATELIMIT message ("Take a break for 51 seconds", "try again in 4 minutes")."""
+    match = _RATELIMIT_WAIT.search(message or "")
+    if not match:
+        return 600.0  # reddit's window; unknown text must not make us hammer it
+    return max(1.0, int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def classify(exc):
+    """The shared.errors exception for a PRAW/prawcore exception (or None if not reddit's)."""
+    if isinstance(exc, praw.exceptions.RedditAPIException):
+        for item in exc.items:
+            if item.error_type == "RATELIMIT":
+                return RateLimited(ratelimit_seconds(item.message), f"RATELIMIT: {item.message}")
+        first = exc.items[0]
+        return PermanentError(first.error_type, f"{first.error_type}: {first.message}")
+    if isinstance(exc, core.OAuthException):
+        return ConfigError(f"reddit refused the bot's credentials ({exc}); check its praw.ini section")
+    if isinstance(exc, core.TooManyRequests):
+        return TransientError(f"HTTP 429 too many requests (retry-after {exc.retry_after})")
+    if isinstance(exc, core.Forbidden):
+        return PermanentError("forbidden", "HTTP 403: banned from the subreddit, or the thread is locked")
+    if isinstance(exc, core.NotFound):
+        return PermanentError("not_found", "HTTP 404: the target no longer exists")
+    if isinstance(exc, (core.ServerError, core.RequestException, core.InvalidToken)):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, core.ResponseException):
+        return PermanentError(f"http_{exc.response.status_code}", f"HTTP {exc.response.status_code}: {exc}")
+    return None
+
+
+@contextlib.contextmanager
+def translated_errors():
+    """Re-raise PRAW/prawcore exceptions as shared.errors classes."""
+    try:
+        yield
+    except (praw.exceptions.PRAWException, core.PrawcoreException) as exc:
+        translated = classify(exc)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -1,0 +1,151 @@
+"""jobs.fetch against the sandbox: real PRAW over HTTP, each item stored exactly once."""
+
+import pytest
+
+from jobs import fetch
+from shared import db
+from tests.botworld import BOT, load, run_job, write_config
+
+
+@pytest.fixture
+def world(sandbox, tmp_path):
+    config = load(write_config(tmp_path, sandbox.url))
+    sandbox.create_account(BOT)
+    yield config
+    db.close()
+
+
+def keys(state=None):
+    query = db.Item.select().where(db.Item.bot == BOT)
+    return sorted(i.key for i in query)
+
+
+def test_fetch_stores_posts_and_comments_once(sandbox, world):
+    alice, bob = sandbox.reddit("alice"), sandbox.reddit("bob")
+    post = alice.subreddit("test").submit("Is anyone here?", selftext="hello")
+    comment = bob.submission(post.id).reply("I am")
+    reply = alice.comment(comment.id).reply("great")
+    fetch.run(world, world.bots)
+    assert keys() == sorted([post.fullname, comment.fullname, reply.fullname])
+    stored = db.Thing.get_by_id(reply.fullname)
+    assert (stored.author, stored.body, stored.parent, stored.submission, stored.depth) == (
+        "alice", "great", comment.fullname, post.fullname, 1)
+    assert db.Item.get(key=comment.fullname).thread == post.fullname
+
+    fetch.run(world, world.bots)
+    assert len(keys()) == 3, "a second run stores nothing new"
+    later = bob.submission(post.id).reply("still here")
+    fetch.run(world, world.bots)
+    assert later.fullname in keys() and len(keys()) == 4
+
+
+def test_fetch_reads_several_subreddits_and_skips_the_bots_own_items(sandbox, world):
+    world.bots[0].subreddits = ["test", "other"]
+    alice = sandbox.reddit("alice")
+    a = alice.subreddit("test").submit("one", selftext="x")
+    b = alice.subreddit("other").submit("two", selftext="y")
+    alice.subreddit("elsewhere").submit("three", selftext="z")
+    mine = sandbox.reddit(BOT).subreddit("test").submit("by the bot", selftext="z")
+    fetch.run(world, world.bots)
+    assert keys() == sorted([a.fullname, b.fullname])
+    assert db.Thing.get_or_none(db.Thing.fullname == mine.fullname) is not None, "kept as ancestry"
+
+
+def test_inbox_mentions_and_replies_are_stored_then_marked_read(sandbox, world):
+    world.bots[0].subreddits = []
+    alice = sandbox.reddit("alice")
+    post = alice.subreddit("faraway").submit("hi", selftext="x")
+    mention = alice.submission(post.id).reply(f"what do you think u/{BOT}?")
+    bot_comment = sandbox.reddit(BOT).submission(post.id).reply("I think so")
+    answer = alice.comment(bot_comment.id).reply("why?")
+    fetch.run(world, world.bots)
+    assert db.Item.get(key=mention.fullname).source == "mention"
+    assert db.Item.get(key=answer.fullname).source == "comment_reply"
+    assert db.Thing.get_by_id(answer.fullname).parent == bot_comment.fullname
+    assert sandbox.inbox(BOT, unread_only=True) == []
+    fetch.run(world, world.bots)
+    assert len(keys()) == 2
+
+
+def test_a_mention_seen_first_in_a_listing_becomes_a_mention(sandbox, world):
+    alice = sandbox.reddit("alice")
+    post = alice.subreddit("test").submit("hi", selftext="x")
+    mention = alice.submission(post.id).reply(f"hey u/{BOT}")
+    fetch.run(world, world.bots)
+    assert db.Item.get(key=mention.fullname).source == "mention"
+
+
+def test_private_messages_are_left_unread_unless_enabled(sandbox, world):
+    world.bots[0].subreddits = []
+    sandbox.message("alice", BOT, "hello", "are you a bot?")
+    fetch.run(world, world.bots)
+    assert keys() == [] and len(sandbox.inbox(BOT, unread_only=True)) == 1
+    world.bots[0].inbox.messages = True
+    fetch.run(world, world.bots)
+    (item,) = db.Item.select()
+    assert item.source == "message" and db.Thing.get_by_id(item.key).body == "are you a bot?"
+    assert sandbox.inbox(BOT, unread_only=True) == []
+
+
+def test_ancestors_are_read_in_batches_not_one_request_per_parent(sandbox, world):
+    alice = sandbox.reddit("alice")
+    post = alice.subreddit("faraway").submit("old thread", selftext="x")
+    parents = [sandbox.comment("bob", post.fullname, f"parent {i}")["name"] for i in range(150)]
+    # Replies that reach the bot through its inbox: their parents are not in any listing.
+    mine = [sandbox.comment(BOT, p, f"bot says {i}")["name"] for i, p in enumerate(parents)]
+    for i, parent in enumerate(mine):
+        sandbox.comment("carol", parent, f"reply {i}")
+    world.bots[0].subreddits = []
+    client_requests = []
+    import logging
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if "/api/info" in record.getMessage():
+                client_requests.append(record.getMessage())
+
+    handler = Count()
+    logging.getLogger("shared.sandbox").addHandler(handler)
+    logging.getLogger("shared.sandbox").setLevel(logging.INFO)
+    try:
+        fetch.run(world, world.bots)
+    finally:
+        logging.getLogger("shared.sandbox").removeHandler(handler)
+    assert len(keys()) == 150
+    # 150 inbox comments (2 requests), their 150 parents (2), then their 150 parents
+    # and the post (2): 6 batched requests, against 450 one per thing.
+    assert len(client_requests) <= 6
+    assert all(db.Thing.get_by_id(k).depth == 2 for k in keys())
+
+
+def test_deleted_and_removed_items_are_recorded_as_such(sandbox, world):
+    alice = sandbox.reddit("alice")
+    post = alice.subreddit("test").submit("hi", selftext="x")
+    gone = sandbox.comment("bob", post.fullname, "I will vanish")["name"]
+    removed = sandbox.comment("bob", post.fullname, "spam")["name"]
+    kept = sandbox.comment("bob", gone, "reply to a deleted comment")["name"]
+    sandbox.delete(gone)
+    sandbox.remove(removed)
+    fetch.run(world, world.bots)
+    assert db.Thing.get_by_id(gone).deleted and db.Thing.get_by_id(gone).author is None
+    assert db.Thing.get_by_id(kept).depth == 1
+
+
+def test_fetch_without_praw_section_exits_2_with_one_line(sandbox, tmp_path):
+    path = write_config(tmp_path, sandbox.url)
+    (tmp_path / "praw.ini").write_text("[SomeoneElse]\nclient_id=x\n")
+    done = run_job("fetch", path)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and f"no [{BOT}] section in praw.ini" in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_fetch_cli_runs_twice_and_stores_once(sandbox, tmp_path):
+    path = write_config(tmp_path, sandbox.url)
+    sandbox.submit("alice", "test", "hello there", selftext="x")
+    first = run_job("fetch", path)
+    second = run_job("fetch", path)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert f"{BOT}: 1 new items (1 listing)" in first.stderr
+    assert f"{BOT}: 0 new items (nothing new)" in second.stderr
