@@ -116,7 +116,8 @@ class Item(BaseModel):
     posted_at = pw.FloatField(null=True)
 
     class Meta:
-        indexes = ((("bot", "key"), True), (("bot", "state"), False))
+        indexes = ((("bot", "key"), True), (("bot", "state"), False), (("bot", "thread"), False),
+                   (("bot", "target_author"), False))
 
     def move(self, state, **changes):
         """Move to ``state`` (and set ``changes``) in one committed write."""
@@ -168,13 +169,49 @@ TABLES = [Thing, Item, Decision, Candidate, PostAttempt, Cursor]
 
 # --------------------------------------------------------------------------- schema versions
 
-def _v1_initial(db):
-    db.create_tables(TABLES)
+# Each step is frozen SQL: the models above may change, a released step never
+# does. A new release appends a step (and changes the models to match; the
+# test suite checks that they agree).
+_V1 = """
+CREATE TABLE "item" ("id" INTEGER NOT NULL PRIMARY KEY, "bot" VARCHAR(255) NOT NULL, "key" VARCHAR(255) NOT NULL,
+  "source" VARCHAR(255) NOT NULL, "state" VARCHAR(255) NOT NULL, "subreddit" VARCHAR(255), "thread" VARCHAR(255),
+  "target_author" VARCHAR(255), "is_link" INTEGER NOT NULL, "prompt" TEXT, "title" TEXT, "text" TEXT,
+  "gen_attempts" INTEGER NOT NULL, "post_attempts" INTEGER NOT NULL, "retry_at" REAL, "result" VARCHAR(255),
+  "reason" TEXT, "created_at" REAL NOT NULL, "updated_at" REAL NOT NULL, "posted_at" REAL);
+CREATE INDEX "item_state" ON "item" ("state");
+CREATE INDEX "item_updated_at" ON "item" ("updated_at");
+CREATE UNIQUE INDEX "item_bot_key" ON "item" ("bot", "key");
+CREATE INDEX "item_bot_state" ON "item" ("bot", "state");
+CREATE TABLE "candidate" ("id" INTEGER NOT NULL PRIMARY KEY, "item_id" INTEGER NOT NULL, "raw" TEXT NOT NULL,
+  "accepted" INTEGER NOT NULL, "reason" TEXT, "created_at" REAL NOT NULL,
+  FOREIGN KEY ("item_id") REFERENCES "item" ("id") ON DELETE CASCADE);
+CREATE INDEX "candidate_item_id" ON "candidate" ("item_id");
+CREATE TABLE "cursor" ("id" INTEGER NOT NULL PRIMARY KEY, "bot" VARCHAR(255) NOT NULL, "name" VARCHAR(255) NOT NULL,
+  "value" REAL NOT NULL, "updated_at" REAL NOT NULL);
+CREATE UNIQUE INDEX "cursor_bot_name" ON "cursor" ("bot", "name");
+CREATE TABLE "decision" ("id" INTEGER NOT NULL PRIMARY KEY, "item_id" INTEGER NOT NULL, "probability" REAL NOT NULL,
+  "draw" REAL NOT NULL, "reasons" TEXT NOT NULL, "decided_at" REAL NOT NULL,
+  FOREIGN KEY ("item_id") REFERENCES "item" ("id") ON DELETE CASCADE);
+CREATE UNIQUE INDEX "decision_item_id" ON "decision" ("item_id");
+CREATE TABLE "postattempt" ("id" INTEGER NOT NULL PRIMARY KEY, "item_id" INTEGER NOT NULL, "started_at" REAL NOT NULL,
+  "finished_at" REAL, "outcome" VARCHAR(255), "reason" TEXT, "result" VARCHAR(255),
+  FOREIGN KEY ("item_id") REFERENCES "item" ("id") ON DELETE CASCADE);
+CREATE INDEX "postattempt_item_id" ON "postattempt" ("item_id");
+CREATE TABLE "thing" ("fullname" VARCHAR(255) NOT NULL PRIMARY KEY, "subreddit" VARCHAR(255), "author" VARCHAR(255),
+  "author_flair" VARCHAR(255), "title" TEXT, "body" TEXT NOT NULL, "is_link" INTEGER NOT NULL,
+  "link_flair" VARCHAR(255), "parent" VARCHAR(255), "submission" VARCHAR(255), "depth" INTEGER,
+  "created_utc" REAL NOT NULL, "locked" INTEGER NOT NULL, "removed" INTEGER NOT NULL, "deleted" INTEGER NOT NULL,
+  "nsfw" INTEGER NOT NULL, "fetched_at" REAL NOT NULL);
+CREATE INDEX "thing_submission" ON "thing" ("submission");
+"""
 
+# v2: the per-thread and per-author caps count items on every decision.
+_V2 = """
+CREATE INDEX "item_bot_thread" ON "item" ("bot", "thread");
+CREATE INDEX "item_bot_target_author" ON "item" ("bot", "target_author");
+"""
 
-# Append a step for every schema change; never edit a released one. Each step
-# gets the open database and runs inside one transaction.
-MIGRATIONS = [_v1_initial]
+MIGRATIONS = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -191,7 +228,9 @@ def migrate(db):
                          f"understands ({SCHEMA_VERSION}); upgrade ssi-bot")
     for version in range(current + 1, SCHEMA_VERSION + 1):
         with db.atomic():
-            MIGRATIONS[version - 1](db)
+            for statement in MIGRATIONS[version - 1].split(";"):
+                if statement.strip():
+                    db.execute_sql(statement)
             db.execute_sql(f"PRAGMA user_version = {version}")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import praw
 import praw.config
 import praw.exceptions
+import praw.models
 import prawcore
 import prawcore.exceptions as core
 
@@ -92,17 +93,17 @@ class WriteOnceRequestor(prawcore.Requestor):
     an error that is not retried: the post job then looks on reddit before
     trying again."""
 
-    def request(self, *args, timeout=None, **kwargs):
-        url = str(kwargs.get("url", ""))
-        creates = kwargs.get("method") == "POST" and url.rstrip("/").endswith(_CREATING_WRITES)
+    def request(self, method, url, *args, timeout=None, **kwargs):
+        creates = method == "POST" and str(url).split("?")[0].rstrip("/").endswith(_CREATING_WRITES)
         try:
-            response = super().request(*args, timeout=timeout, **kwargs)
+            response = super().request(method, url, *args, timeout=timeout, **kwargs)
         except core.RequestException as exc:
             if creates and isinstance(exc.original_exception, prawcore.Session.RETRY_EXCEPTIONS):
-                raise core.RequestException(OutcomeUnknown(repr(exc.original_exception)), args, kwargs) from None
+                raise core.RequestException(OutcomeUnknown(repr(exc.original_exception)),
+                                            (method, url, *args), kwargs) from None
             raise
         if creates and response.status_code in prawcore.Session.RETRY_STATUSES:
-            raise core.RequestException(OutcomeUnknown(f"HTTP {response.status_code}"), args, kwargs)
+            raise core.RequestException(OutcomeUnknown(f"HTTP {response.status_code}"), (method, url, *args), kwargs)
         return response
 
 
@@ -126,10 +127,17 @@ def connect(bot, config, **overrides):
 # --------------------------------------------------------------------------- records
 
 def _name(value):
-    """The name of a Redditor/Subreddit attribute, which PRAW gives as an object or None."""
+    """The name of a Redditor/Subreddit attribute, which PRAW gives as an object or None.
+
+    Read from ``vars`` only: a missing attribute on a lazy PRAW object is a request.
+    """
     if value is None:
         return None
-    return str(getattr(value, "name", None) or getattr(value, "display_name", None) or value)
+    if isinstance(value, praw.models.Subreddit):
+        return vars(value)["display_name"]
+    if isinstance(value, praw.models.Redditor):
+        return vars(value)["name"]
+    return str(value)
 
 
 def record(thing):
@@ -217,9 +225,9 @@ def classify(exc):
     if isinstance(exc, core.TooManyRequests):
         return TransientError(f"HTTP 429 too many requests (retry-after {exc.retry_after})")
     if isinstance(exc, core.Forbidden):
-        return PermanentError("forbidden", "HTTP 403: banned from the subreddit, or the thread is locked")
+        return PermanentError("forbidden", "forbidden (HTTP 403): banned from the subreddit, or the thread is locked")
     if isinstance(exc, core.NotFound):
-        return PermanentError("not_found", "HTTP 404: the target no longer exists")
+        return PermanentError("not_found", "not_found (HTTP 404): the target no longer exists")
     if isinstance(exc, (core.ServerError, core.RequestException, core.InvalidToken)):
         return TransientError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, core.ResponseException):

@@ -28,8 +28,8 @@ def test_fetch_stores_posts_and_comments_once(sandbox, world):
     fetch.run(world, world.bots)
     assert keys() == sorted([post.fullname, comment.fullname, reply.fullname])
     stored = db.Thing.get_by_id(reply.fullname)
-    assert (stored.author, stored.body, stored.parent, stored.submission, stored.depth) == (
-        "alice", "great", comment.fullname, post.fullname, 1)
+    assert (stored.subreddit, stored.author, stored.body, stored.parent, stored.submission, stored.depth) == (
+        "test", "alice", "great", comment.fullname, post.fullname, 1)
     assert db.Item.get(key=comment.fullname).thread == post.fullname
 
     fetch.run(world, world.bots)

@@ -1,0 +1,150 @@
+"""Write the text of every queued reply and post, in batches, across bots.
+
+    python -m jobs.generate [--config ssi-bot.yaml] [--bot NAME]
+
+Takes every item waiting for text (state ``queued``), builds its prompt from
+the cached thread (shared/tagging.py, the same code that writes training
+data), and generates ``sampling.candidates`` candidates per item in shared
+batches: bots that name the same model directory share one loaded model and
+one batch. Each candidate is checked (closed, not empty, no negative
+keyword, not a repeat of the thread, within reddit's limits); the first that
+passes is stored and the item moves to ``generated``. Items with no good
+candidate get another round, up to ``sampling.attempts``, then ``failed``
+with the reasons.
+
+Idempotent: only ``queued`` items are taken; every candidate and attempt is
+committed as it is made, so a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import defaultdict
+from dataclasses import astuple
+
+from shared import cli, db, filters, generation, tagging
+
+log = logging.getLogger("generate")
+
+# Comments and posts in a prompt: the item itself plus five ancestors, plus
+# the post (PRODUCT.md: at most 6 items, the post only at depth <= 5).
+PROMPT_ITEMS = 7
+
+
+def run(config, bots, **_options):
+    by_name = {bot.name: bot for bot in bots}
+    items = list(db.Item.select().where(db.Item.bot.in_(list(by_name)) & (db.Item.state == db.QUEUED))
+                 .order_by(db.Item.created_at, db.Item.id))
+    if not items:
+        log.info("nothing queued")
+        return
+    # One batch per (model, sampling): bots that share both share the forward passes.
+    groups = defaultdict(list)
+    for item in items:
+        bot = by_name[item.bot]
+        groups[(bot.model, astuple(bot.sampling))].append(item)
+    for (model_dir, _), group in groups.items():
+        model = generation.load(model_dir)
+        generate_group(model, group, by_name, config.generation.batch_size)
+
+
+def generate_group(model, items, bots, batch_size):
+    """Rounds of generation for ``items`` (same model and sampling) until each is done."""
+    bot = bots[items[0].bot]
+    jobs = [Job(item, bots[item.bot]) for item in items]
+    for job in jobs:
+        if job.item.prompt != job.prompt:
+            job.item.prompt = job.prompt
+            job.item.save(only=[db.Item.prompt])
+    pending = jobs
+    while pending:
+        outputs = model.generate([j.prompt for j in pending], generation.Sampling.from_settings(bot.sampling),
+                                 n=bot.sampling.candidates, batch_size=batch_size, progress=len(pending) > 4)
+        still = []
+        for job, candidates in zip(pending, outputs):
+            if not job.settle(candidates):
+                still.append(job)
+        pending = still
+
+
+class Job:
+    """One queued item: its prompt, and the check its candidates must pass."""
+
+    def __init__(self, item, bot):
+        self.item, self.bot = item, bot
+        self.negative = filters.KeywordMatcher(bot.negative_patterns())
+        if item.key.startswith("submit:"):
+            self.prompt = tagging.submission_prompt(item.subreddit, item.is_link, bot.dialect)
+            self.thread_texts = []
+        else:
+            chain = db.ancestry(item.key, PROMPT_ITEMS)
+            thread = to_thread(chain)
+            self.prompt = tagging.reply_prompt(thread, bot.name, bot.dialect)
+            self.thread_texts = [t.body for t in chain] + [t.title for t in chain if t.title]
+
+    def check(self, raw):
+        """(fields to store, None) for an acceptable candidate, else (None, reason)."""
+        if self.item.key.startswith("submit:"):
+            parts = tagging.extract_submission(raw)
+            if parts is None:
+                return None, "unclosed title"
+            title, body = parts
+            reason = filters.check_submission(title, "" if self.item.is_link else body, self.negative)
+            return (None, reason) if reason else (dict(title=title, text=body), None)
+        text = tagging.extract_reply(raw)
+        if text is None:
+            return None, "unclosed"
+        reason = filters.check_reply(text, self.negative, self.thread_texts)
+        return (None, reason) if reason else (dict(text=text), None)
+
+    def settle(self, candidates):
+        """Store this round's candidates; True when the item is done (generated or failed)."""
+        item, attempts = self.item, self.item.gen_attempts + 1
+        accepted, reasons = None, []
+        with db.database.atomic():
+            for raw in candidates:
+                fields, reason = (None, "not needed") if accepted else self.check(raw)
+                db.Candidate.create(item=item, raw=raw, accepted=fields is not None, reason=reason)
+                if fields is not None:
+                    accepted = fields
+                elif reason != "not needed":
+                    reasons.append(reason)
+            if accepted:
+                item.move(db.GENERATED, gen_attempts=attempts, reason=None, **accepted)
+                log.info("%s %s: generated after %d round(s): %s", item.bot, item.key, attempts,
+                         preview(accepted.get("title") or accepted["text"]))
+                return True
+            summary = ", ".join(sorted(set(reasons)))
+            if attempts >= self.bot.sampling.attempts:
+                item.move(db.FAILED, gen_attempts=attempts,
+                          reason=f"no acceptable text after {attempts} rounds ({summary})")
+                log.warning("%s %s: failed, %s", item.bot, item.key, item.reason)
+                return True
+            item.move(db.QUEUED, gen_attempts=attempts, reason=f"round {attempts} rejected: {summary}")
+            return False
+
+
+def to_thread(chain):
+    """A tagging.Thread from cached Things, oldest first."""
+    post, comments = None, []
+    for thing in chain:
+        if thing.kind == "submission":
+            post = tagging.Post(subreddit=thing.subreddit or "", author=thing.author, title=thing.title or "",
+                                body=thing.body or "", is_link=thing.is_link)
+        else:
+            comments.append(tagging.Comment(author=thing.author, body=thing.body or ""))
+    return tagging.Thread(post=post, comments=tuple(comments))
+
+
+def preview(text, width=80):
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def main(argv=None):
+    return cli.main("generate", __doc__, run, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

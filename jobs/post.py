@@ -1,0 +1,218 @@
+"""Post generated replies and submissions to reddit, exactly once.
+
+    python -m jobs.post [--config ssi-bot.yaml] [--bot NAME] [--dry-run]
+
+For every item with accepted text (state ``generated``, due now), the intent
+is committed first (state ``posting`` and a PostAttempt row), then reddit is
+called, then the outcome is recorded. An item found in ``posting`` when the
+job starts had an unknown outcome (the process died, or the call timed out
+after reddit may have accepted it): the job first looks for the bot's reply
+on reddit (its newest comments, then the parent's replies; for posts, its
+newest submissions) and records what it finds, and posts again only when
+nothing is there. That is what makes posting exactly-once.
+
+Outcomes:
+  RATELIMIT        back to ``generated`` with retry_at = the wait reddit named;
+                   the bot's other items wait too, other bots go on
+  5xx, timeout     stays ``posting`` (reddit may have taken it) with a backoff
+                   retry_at; checked on reddit before the retry
+  deleted, removed, locked, banned (403), too old
+                   ``failed`` with the reason; the text stays in the DB
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import praw.const
+
+from shared import cli, db, reddit
+from shared.errors import PermanentError, RateLimited, TransientError
+
+log = logging.getLogger("post")
+
+# Transient failures back off 1, 2, 4 ... minutes, at most an hour apart,
+# and give up after this many attempts (about a day).
+BACKOFF_SECONDS = 60
+BACKOFF_MAX_SECONDS = 3600
+MAX_ATTEMPTS = 30
+# How many of the bot's newest comments/posts to search for an unknown outcome.
+RECOVERY_WINDOW = 100
+
+
+def run(config, bots, dry_run=False, **_options):
+    reddit.check_credentials(config, bots)
+    for bot in bots:
+        due = list(db.Item.select().where(
+            (db.Item.bot == bot.name) & db.Item.state.in_([db.GENERATED, db.POSTING]) &
+            (db.Item.retry_at.is_null() | (db.Item.retry_at <= db.now())))
+            .order_by(db.Item.updated_at, db.Item.id))
+        if not due:
+            continue
+        if dry_run:
+            for item in due:
+                log.info("%s %s: would post %r", bot.name, item.key, item.title or item.text)
+            continue
+        client = reddit.connect(bot, config)
+        post_bot(client, bot, due)
+
+
+def post_bot(client, bot, items):
+    posted = 0
+    for item in items:
+        try:
+            if item.state == db.POSTING and recover(client, bot, item):
+                continue
+            posted += post_item(client, bot, item)
+        except RateLimited as exc:
+            # Reddit refused before creating anything: nothing to look for later.
+            item.move(db.GENERATED, retry_at=db.now() + exc.seconds, reason=str(exc))
+            _finish_attempt(item, "ratelimited", str(exc))
+            log.warning("%s: rate limited, next post in %.0fs (%s)", bot.name, exc.seconds, item.key)
+            _delay_rest(items, item, exc.seconds)
+            break
+        except TransientError as exc:  # looking for an earlier attempt failed: look again later
+            item.move(db.POSTING, retry_at=db.now() + BACKOFF_SECONDS, reason=f"recovery check: {exc}")
+            log.warning("%s %s: could not check for an earlier attempt (%s)", bot.name, item.key, exc)
+        except PermanentError as exc:  # the parent is gone, so no reply can exist or be made
+            item.move(db.FAILED, reason=str(exc))
+            log.warning("%s %s: failed, %s", bot.name, item.key, exc)
+    if posted:
+        log.info("%s: %d posted", bot.name, posted)
+
+
+def post_item(client, bot, item):
+    """One attempt: intent committed, reddit called, outcome recorded. Returns 1 if posted."""
+    attempt = db.PostAttempt.create(item=item)
+    item.move(db.POSTING, post_attempts=item.post_attempts + 1, retry_at=None)
+    try:
+        with reddit.translated_errors():
+            result = submit(client, bot, item) if item.key.startswith("submit:") else reply(client, item)
+    except TransientError as exc:
+        attempt.outcome, attempt.reason, attempt.finished_at = "transient", str(exc), db.now()
+        attempt.save()
+        if item.post_attempts >= MAX_ATTEMPTS:
+            item.move(db.FAILED, reason=f"gave up after {item.post_attempts} attempts: {exc}")
+            log.error("%s %s: %s", item.bot, item.key, item.reason)
+            return 0
+        wait = min(BACKOFF_SECONDS * 2 ** (item.post_attempts - 1), BACKOFF_MAX_SECONDS)
+        # Stays ``posting``: reddit may have taken it, so the retry looks first.
+        item.move(db.POSTING, retry_at=db.now() + wait, reason=str(exc))
+        log.warning("%s %s: %s; retry in %.0fs", item.bot, item.key, exc, wait)
+        return 0
+    except PermanentError as exc:
+        attempt.outcome, attempt.reason, attempt.finished_at = "permanent", str(exc), db.now()
+        attempt.save()
+        item.move(db.FAILED, reason=str(exc))
+        log.warning("%s %s: failed, %s", item.bot, item.key, exc)
+        return 0
+    if result is None:
+        # Reddit said OK without returning the new thing (quarantined
+        # subreddits do this): unknown outcome, look for it next run.
+        item.move(db.POSTING, retry_at=db.now() + BACKOFF_SECONDS, reason="posted but not returned")
+        return 0
+    _mark_posted(item, result, "posted", attempt)
+    log.info("%s %s: posted %s: %s", item.bot, item.key, result, _preview(item))
+    return 1
+
+
+def reply(client, item):
+    """Reply to the item's thing; the new comment's fullname, or None if reddit returned none."""
+    created = client.post(praw.const.API_PATH["comment"], data={"thing_id": item.key, "text": item.text})
+    return created[0].fullname if created else None
+
+
+def submit(client, bot, item):
+    schedule = next((s for s in bot.submit if s.subreddit.lower() == (item.subreddit or "").lower()), None)
+    options = dict(flair_id=schedule.flair_id, nsfw=schedule.nsfw) if schedule else {}
+    subreddit = client.subreddit(item.subreddit)
+    if item.is_link:
+        # Link posts are trained without their URL; the bot links to its own
+        # subreddit so the post stays a link post and points nowhere surprising.
+        url = f"https://www.reddit.com/r/{item.subreddit}/"
+        return subreddit.submit(item.title, url=url, resubmit=True, **options).fullname
+    return subreddit.submit(item.title, selftext=item.text or "", **options).fullname
+
+
+def recover(client, bot, item):
+    """Look on reddit for the result of an earlier attempt; True when found and recorded."""
+    with reddit.translated_errors():
+        found = find_submission(client, bot, item) if item.key.startswith("submit:") else find_reply(client, bot, item)
+    if not found:
+        log.info("%s %s: earlier attempt left nothing on reddit; posting again", bot.name, item.key)
+        return False
+    attempt = item.attempts.order_by(db.PostAttempt.id.desc()).first()
+    _mark_posted(item, found, "found", attempt)
+    log.info("%s %s: earlier attempt had succeeded, found %s; not posting again", bot.name, item.key, found)
+    return True
+
+
+def find_reply(client, bot, item):
+    """Fullname of the bot's reply to item.key, from its newest comments or the parent's replies."""
+    me = client.redditor(bot.name)
+    for comment in me.comments.new(limit=RECOVERY_WINDOW):
+        if comment.parent_id == item.key:
+            return comment.fullname
+    if item.key.startswith("t1_"):
+        parent = client.comment(item.key[3:])
+        parent.refresh()
+        replies = parent.replies
+    elif item.key.startswith("t3_"):
+        replies = client.submission(item.key[3:]).comments
+    else:
+        return None
+    for comment in replies:
+        if getattr(comment, "author", None) and comment.author.name.lower() == bot.name.lower():
+            return comment.fullname
+    return None
+
+
+def find_submission(client, bot, item):
+    first = item.attempts.order_by(db.PostAttempt.id).first()
+    since = (first.started_at if first else item.created_at) - 600
+    for post in client.redditor(bot.name).submissions.new(limit=RECOVERY_WINDOW):
+        if post.created_utc < since:
+            break
+        if post.subreddit.display_name.lower() == item.subreddit.lower() and post.title == item.title:
+            return post.fullname
+    return None
+
+
+def _mark_posted(item, result, outcome, attempt):
+    with db.database.atomic():
+        if attempt is not None:
+            attempt.outcome, attempt.result, attempt.finished_at = outcome, result, db.now()
+            attempt.save()
+        item.move(db.POSTED, result=result, posted_at=db.now(), retry_at=None, reason=None)
+
+
+def _finish_attempt(item, outcome, reason):
+    attempt = item.attempts.order_by(db.PostAttempt.id.desc()).first()
+    if attempt is not None and attempt.outcome is None:
+        attempt.outcome, attempt.reason, attempt.finished_at = outcome, reason, db.now()
+        attempt.save()
+
+
+def _delay_rest(items, current, seconds):
+    """Reddit's posting limit is per account: the bot's other due items wait as well."""
+    later = [i.id for i in items if i.id != current.id and i.state == db.GENERATED]
+    if later:
+        db.Item.update(retry_at=db.now() + seconds).where(db.Item.id.in_(later)).execute()
+
+
+def _preview(item, width=80):
+    text = " ".join((item.title or item.text or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def add_arguments(parser):
+    parser.add_argument("--dry-run", action="store_true", help="log what would be posted; write nothing")
+
+
+def main(argv=None):
+    return cli.main("post", __doc__, run, add_arguments, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Queue the bot's own posts on each subreddit's schedule.
+
+    python -m jobs.submit [--config ssi-bot.yaml] [--bot NAME] [--seed N]
+
+For each ``submit:`` entry of a bot: time is cut into slots of
+``every_hours``; in each slot, at an allowed hour of the day (UTC, when
+``hours_of_day`` is set), one post is queued: an item keyed
+``submit:SUBREDDIT:SLOT`` that generate gives a title and body (through the
+same tagging and model as replies) and post submits with the entry's flair
+and NSFW flag. A share ``link_share`` of the posts are link posts.
+
+Idempotent: the slot is in the key, so a slot is queued once however often
+this runs; and no new post is queued for a subreddit while an earlier one is
+still pending (queued, generated or posting).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+
+from shared import cli, db
+
+log = logging.getLogger("submit")
+
+PENDING = (db.QUEUED, db.GENERATED, db.POSTING)
+
+
+def slot_key(subreddit, every_hours, now):
+    """The item key of the schedule slot that ``now`` falls in."""
+    return f"submit:{subreddit.lower()}:{int(now // (every_hours * 3600))}"
+
+
+def run(config, bots, seed=None, now=None, **_options):
+    rng = random.Random(seed) if seed is not None else random.SystemRandom()
+    now = db.now() if now is None else now
+    hour = time.gmtime(now).tm_hour
+    for bot in bots:
+        for schedule in bot.submit:
+            if schedule.hours_of_day and hour not in schedule.hours_of_day:
+                continue
+            queue_slot(bot, schedule, now, rng)
+
+
+def queue_slot(bot, schedule, now, rng):
+    key = slot_key(schedule.subreddit, schedule.every_hours, now)
+    prefix = f"submit:{schedule.subreddit.lower()}:"
+    pending = db.Item.get_or_none((db.Item.bot == bot.name) & db.Item.key.startswith(prefix) &
+                                  db.Item.state.in_(PENDING) & (db.Item.key != key))
+    if pending is not None:
+        log.info("%s r/%s: earlier post %s still %s; not queueing another", bot.name, schedule.subreddit,
+                 pending.key, pending.state)
+        return
+    is_link = rng.random() < schedule.link_share
+    item, created = db.add_item(bot.name, key, "schedule", state=db.QUEUED, subreddit=schedule.subreddit,
+                                is_link=is_link, target_author=None)
+    if created:
+        log.info("%s r/%s: queued a %s post (%s)", bot.name, schedule.subreddit,
+                 "link" if is_link else "self", key)
+
+
+def add_arguments(parser):
+    parser.add_argument("--seed", type=int, help="seed the link/self choice (tests)")
+
+
+def main(argv=None):
+    return cli.main("submit", __doc__, run, add_arguments, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

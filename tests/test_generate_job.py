@@ -1,0 +1,115 @@
+"""jobs.generate: prompts from the cached thread, best-of-N in shared batches, validation, give-up."""
+
+import pytest
+
+from jobs import decide, fetch, generate
+from shared import db, generation
+from tests.botworld import BOT, load, write_config
+
+
+@pytest.fixture
+def world(sandbox, tmp_path, rigged_model_dir):
+    # A tiny random model that closes its replies after a few tokens.
+    model = rigged_model_dir(["<|"], strength=2.0)
+    config = load(write_config(tmp_path, sandbox.url, model=model,
+                               bots=[{"name": BOT, "subreddits": ["test"], "reply": {"base": 1.0}}]))
+    sandbox.create_account(BOT)
+    yield config
+    db.close()
+
+
+def pipeline(config):
+    fetch.run(config, config.bots)
+    decide.run(config, config.bots, seed=0)
+    generate.run(config, config.bots)
+
+
+def test_reply_tags_follow_who_wrote_the_thread(sandbox, world):
+    human_post = sandbox.submit("alice", "test", "A human post", selftext="x")
+    top = sandbox.comment("bob", human_post["name"], "a top-level comment")
+    bot_post = sandbox.submit(BOT, "test", "The bot's post", selftext="y")
+    in_bot_post = sandbox.comment("carol", bot_post["name"], "commenting on the bot's post")
+    bot_comment = sandbox.comment(BOT, human_post["name"], "the bot's comment")
+    under_bot = sandbox.comment("dave", bot_comment["name"], "answering the bot")
+    below_that = sandbox.comment("erin", under_bot["name"], "two levels under the bot")
+    pipeline(world)
+    prompts = {i.key: i.prompt for i in db.Item.select()}
+    assert prompts[top["name"]].endswith("<|sor u/bob|>a top-level comment<|eor|><|sor|>")
+    assert prompts[in_bot_post["name"]].endswith("<|soopr|>")
+    # The bot's answer to dave would sit two levels under its own comment.
+    assert prompts[under_bot["name"]].endswith("<|soocr|>")
+    assert prompts[below_that["name"]].endswith("<|sor|>")
+    assert prompts[human_post["name"]] == (
+        "<|soss r/test|><|sot|>A human post<|eot|><|sost|>x<|eost|><|sor|>")
+
+
+def test_every_queued_item_gets_text_or_a_reason(sandbox, world):
+    post = sandbox.submit("alice", "test", "hello", selftext="x")
+    for i in range(5):
+        sandbox.comment(f"user{i}", post["name"], f"comment {i}")
+    pipeline(world)
+    items = list(db.Item.select())
+    assert len(items) == 6 and not [i for i in items if i.state == db.QUEUED]
+    for item in items:
+        if item.state == db.GENERATED:
+            assert item.text and "<|" not in item.text
+            accepted = [c for c in item.candidates if c.accepted]
+            assert len(accepted) == 1 and accepted[0].raw.endswith("<|")
+        else:
+            assert item.state == db.FAILED and item.reason.startswith("no acceptable text after 3 rounds")
+    assert sum(i.state == db.GENERATED for i in items) >= 4
+
+
+def test_best_of_n_candidates_share_one_batch(sandbox, world):
+    world.bots[0].sampling.candidates = 3
+    post = sandbox.submit("alice", "test", "hello", selftext="x")
+    for i in range(3):
+        sandbox.comment(f"user{i}", post["name"], f"comment {i}")
+    fetch.run(world, world.bots)
+    decide.run(world, world.bots, seed=0)
+    generate.run(world, world.bots)
+    stats = generation.load(world.bots[0].model).last_stats
+    first_round = [c for c in db.Candidate.select().order_by(db.Candidate.id)][:12]
+    assert len(first_round) == 12 and stats.rows <= 12
+    assert stats.batches == 1 or stats.rows < 12   # later rounds only for items still without text
+
+
+def test_unclosed_replies_are_rejected_and_the_item_fails_after_its_attempts(sandbox, world, rigged_model_dir):
+    never_closes = rigged_model_dir(["a"], strength=8.0)
+    world.bots[0].model = str(never_closes)
+    world.bots[0].sampling.max_new_tokens = 8
+    world.bots[0].sampling.attempts = 2
+    sandbox.submit("alice", "test", "hello", selftext="x")
+    pipeline(world)
+    (item,) = db.Item.select()
+    assert item.state == db.FAILED and item.gen_attempts == 2
+    assert item.reason == "no acceptable text after 2 rounds (unclosed)"
+    assert item.candidates.count() == 4 and not any(c.accepted for c in item.candidates)
+
+
+def test_two_bots_sharing_a_model_share_its_batches(sandbox, tmp_path, rigged_model_dir):
+    model = rigged_model_dir(["<|"], strength=2.0)
+    bots = [{"name": name, "subreddits": ["test"], "reply": {"base": 1.0}} for name in ("BotA-GPT2", "BotB-GPT2")]
+    config = load(write_config(tmp_path, sandbox.url, model=model, bots=bots))
+    try:
+        post = sandbox.submit("alice", "test", "hello", selftext="x")
+        sandbox.comment("bob", post["name"], "hi")
+        fetch.run(config, config.bots)
+        decide.run(config, config.bots, seed=0)
+        generate.run(config, config.bots)
+        assert db.Item.select().where(db.Item.state == db.QUEUED).count() == 0
+        first = db.Candidate.select().order_by(db.Candidate.id).limit(8)
+        assert {c.item.bot for c in first} == {"BotA-GPT2", "BotB-GPT2"}
+    finally:
+        db.close()
+
+
+def test_a_missing_model_is_one_clear_error(sandbox, world, tmp_path):
+    world.bots[0].model = str(tmp_path / "no-such-model")
+    sandbox.submit("alice", "test", "hello", selftext="x")
+    fetch.run(world, world.bots)
+    decide.run(world, world.bots, seed=0)
+    from shared.errors import ModelError
+    with pytest.raises(ModelError, match="no-such-model"):
+        generate.run(world, world.bots)
+    assert db.Item.get().state == db.QUEUED, "nothing is lost: the item waits for a model"
