@@ -108,11 +108,21 @@ class KeywordMatcher:
         # Longest first, so a phrase wins over a word it starts with.
         regexes = [_pattern_regex(p) for p in sorted(self.patterns, key=len, reverse=True)]
         self._regex = re.compile("|".join(regexes), re.IGNORECASE) if regexes else None
+        # Every pattern starts with a literal word. An ASCII text that holds none
+        # of those words, in any case, cannot match: a substring search says so
+        # about ten times faster than the regex, and most texts are like that.
+        # (Non-ASCII patterns may match ASCII text after case folding: no shortcut.)
+        heads = {re.split(r"[\s\-'’‘ʼ`]", p.removesuffix("*"))[0] for p in self.patterns}
+        self._heads = tuple(sorted(heads)) if all(p.isascii() for p in self.patterns) else None
 
     def matches(self, text: str) -> list[str]:
         """The matched words of ``text``, lowercased, each once, in order of appearance."""
         if self._regex is None or not text:
             return []
+        if self._heads is not None and text.isascii():
+            lowered = text.lower()
+            if not any(head in lowered for head in self._heads):
+                return []
         found = self._regex.finditer(unicodedata.normalize("NFKC", text))
         return list(dict.fromkeys(m.group().lower() for m in found))
 

@@ -1,6 +1,8 @@
 """Negative keywords, repetition of the thread, and reddit's limits."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.filters import (
     DEFAULT_NEGATIVE_KEYWORDS, REDDIT_LIMITS, KeywordMatcher, RedditLimits, check_reply, check_submission,
@@ -176,3 +178,20 @@ def test_submission_limits_are_inclusive():
     assert REDDIT_LIMITS == RedditLimits(comment=10_000, title=300, self_post_body=40_000)
     assert check_submission("t" * 300, "b" * 40_000, NOTHING) is None
     assert check_submission("t", "", NOTHING) is None
+
+
+# --- the ASCII shortcut answers exactly as the full regex -----------------------------------
+
+SHORTCUT_PATTERNS = list(DEFAULT_NEGATIVE_KEYWORDS) + ["don't", "spoon*"]
+PIECES = st.sampled_from(["nazi", "Nazis", "rape", "grape", "therapist", "kill yourself", "kill-yourself",
+                          "KYS", "self harm", "don’t", "dont", "spoons", "ｎａｚｉ", "trumpet", " ", "-",
+                          "_", "'", ".", "\n", "İ", "K", "ſ"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES | st.text(max_size=4), max_size=8).map("".join))
+def test_the_ascii_shortcut_answers_exactly_as_the_full_regex(text):
+    with_shortcut = KeywordMatcher(SHORTCUT_PATTERNS)
+    # One non-ASCII pattern turns the shortcut off; it can never match these texts.
+    without = KeywordMatcher(SHORTCUT_PATTERNS + ["zzqüxzz"])
+    assert with_shortcut.matches(text) == without.matches(text)
