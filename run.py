@@ -15,76 +15,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-import time
 
-import schedule
-
-from jobs import decide, fetch, generate, post, prune, status, submit
+from jobs import status
 from shared import cli, db, reddit
 from shared.config import load_config
-from shared.lock import AlreadyRunning, job_lock
+from shared.runner import Runner, install_signal_handlers
 
 log = logging.getLogger("run")
-
-# One cycle, in the order the data flows.
-JOBS = {"fetch": fetch, "decide": decide, "submit": submit, "generate": generate, "post": post,
-        "prune": prune}
-
-
-class Runner:
-    """The jobs of one config, run by name, each under its lock, never raising."""
-
-    def __init__(self, config, stop=None):
-        self.config = config
-        self.stop = stop or threading.Event()
-        self.failures = 0
-
-    def run_job(self, name):
-        if self.stop.is_set():
-            return
-        started = time.monotonic()
-        try:
-            with job_lock(name, self.config.db):
-                JOBS[name].run(self.config, self.config.bots)
-        except AlreadyRunning as exc:
-            log.info(str(exc))
-        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the bot
-            self.failures += 1
-            cli.report(exc, logging.getLogger(name))
-        else:
-            log.debug("%s took %.1fs", name, time.monotonic() - started)
-
-    def cycle(self):
-        for name in JOBS:
-            self.run_job(name)
-
-    def schedule(self, scheduler):
-        for name in JOBS:
-            every = getattr(self.config.schedule, name)
-            if every > 0:
-                scheduler.every(every).seconds.do(self.run_job, name)
-
-    def loop(self, scheduler=None, max_idle=60.0):
-        """Run due jobs until ``stop`` is set. Jobs catch their own errors (FACTS.md:
-        a job that raises inside schedule would rerun on every tick)."""
-        scheduler = scheduler or schedule.Scheduler()
-        self.schedule(scheduler)
-        scheduler.run_all()
-        while not self.stop.is_set():
-            scheduler.run_pending()
-            idle = scheduler.idle_seconds
-            self.stop.wait(max(0.5, min(max_idle, idle if idle is not None else max_idle)))
-
-
-def install_signal_handlers(stop):
-    def handle(signum, _frame):
-        log.info("%s: finishing the job in flight, then exiting", signal.Signals(signum).name)
-        stop.set()
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
 
 
 def parse_args(argv):

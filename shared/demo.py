@@ -1,0 +1,170 @@
+"""The offline demo: a bot living on a local reddit, with no account and no network.
+
+    python run.py --demo [--cycles N]
+
+Starts the reddit sandbox in this process, writes a config and praw.ini for a
+demo bot into ``.demo/`` (wiped at each start), makes sure the demo model
+exists (``models/demo``, trained by the project's own export → finetune
+pipeline on generated threads; built on first use), then runs the bot's
+normal cycle (fetch, decide, submit, generate, post) while simulated humans
+keep posting, commenting, answering the bot and mentioning it. The log shows
+what the bot reads, decides and posts; the end prints the conversations.
+
+Everything the demo runs is the real product: the same jobs, config, DB,
+PRAW over HTTP, and model loading a real bot uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import threading
+from pathlib import Path
+
+import yaml
+
+from jobs import status
+from shared import db
+from shared.config import load_config
+from shared.runner import Runner, install_signal_handlers
+
+log = logging.getLogger("demo")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = ROOT / ".demo"
+BOT = "DemoBot-GPT2"
+SUBREDDIT = "SubSimDemo"
+CYCLE_PAUSE_SECONDS = 3
+
+HUMANS = ("alice_in_chains", "bob_the_builder", "carol_sings", "dave_grohl_fan")
+POSTS = (
+    ("What is everyone doing this weekend?", "I am thinking about a hike if the weather holds."),
+    ("Is it just me or is coffee better in the morning?", "Genuinely curious what you all think."),
+    ("Show me your favourite cat picture", ""),
+    ("I finally fixed my bike", "Took three weekends and a lot of swearing, but it rides."),
+    ("Best pizza topping, go", "Pineapple people, explain yourselves."),
+)
+COMMENTS = (
+    "Ha, same here.", "Why would you do that?", "This is the best thing I have read today.",
+    "Do you really think so?", "I disagree, but I like your style.", "What about the cats though?",
+    "Tell me more!", "I tried that once. Never again.", "How did you even find this sub?",
+    "You are a very strange bot and I love it.",
+)
+
+
+def write_world(url, model_dir):
+    """Config and praw.ini for the demo bot, in a fresh .demo/ directory."""
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir()
+    config = {
+        "db": "state.db",
+        "reddit_endpoint": url,
+        "bots": [{
+            "name": BOT, "model": str(model_dir), "subreddits": [SUBREDDIT],
+            # Livelier than a real bot: the demo should show replies within a minute.
+            "reply": {"base": 0.2},
+            "sampling": {"max_new_tokens": 64, "candidates": 2},
+            "submit": [{"subreddit": SUBREDDIT, "every_hours": 1}],
+        }],
+        "schedule": {"fetch": 5, "decide": 5, "generate": 5, "post": 5, "submit": 60, "prune": 3600},
+    }
+    path = DEMO_DIR / "ssi-bot.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (DEMO_DIR / "praw.ini").write_text(
+        f"[{BOT}]\nclient_id=demo\nclient_secret=demo\nusername={BOT}\npassword=demo-password\n")
+    return path
+
+
+class Humans:
+    """Simulated people: they post, comment, answer the bot and mention it."""
+
+    def __init__(self, sandbox, seed=0):
+        self.sandbox = sandbox
+        self.rng = random.Random(seed)
+        self.posts = []
+
+    def start_conversation(self):
+        for title, body in POSTS[:2]:
+            self.post(title, body)
+        self.comment_somewhere()
+        self.comment_somewhere()
+
+    def post(self, title, body):
+        author = self.rng.choice(HUMANS)
+        created = self.sandbox.submit(author, SUBREDDIT, title, selftext=body)
+        self.posts.append(created["name"])
+        log.info("human u/%s posts: %s", author, title)
+
+    def comment_somewhere(self):
+        author, text = self.rng.choice(HUMANS), self.rng.choice(COMMENTS)
+        parent = self.rng.choice(self.posts)
+        self.sandbox.comment(author, parent, text)
+        log.info("human u/%s comments: %s", author, text)
+
+    def answer_the_bot(self):
+        replies = self.sandbox.comments_by(BOT)
+        if not replies:
+            return False
+        target = self.rng.choice(replies[:3])
+        author, text = self.rng.choice(HUMANS), self.rng.choice(COMMENTS)
+        self.sandbox.comment(author, target["name"], text)
+        log.info("human u/%s answers the bot: %s", author, text)
+        return True
+
+    def mention_the_bot(self):
+        author = self.rng.choice(HUMANS)
+        text = f"Hey u/{BOT}, what do you think about this?"
+        self.sandbox.comment(author, self.rng.choice(self.posts), text)
+        log.info("human u/%s mentions the bot: %s", author, text)
+
+    def tick(self, cycle):
+        """Something new happens every cycle."""
+        if cycle % 3 == 2 and len(self.posts) < len(POSTS):
+            self.post(*POSTS[len(self.posts)])
+        elif cycle % 2 == 1:
+            self.answer_the_bot() or self.comment_somewhere()
+        else:
+            self.mention_the_bot()
+
+
+def conversations(sandbox):
+    """Each of the bot's comments under what it answered, oldest first."""
+    lines = []
+    for mine in reversed(sandbox.comments_by(BOT)):
+        parent = sandbox.thing(mine["parent_id"])
+        said = parent.get("body") or parent.get("title") or ""
+        lines.append(f"  u/{parent.get('author')}: {said}")
+        lines.append(f"    u/{BOT}: {mine['body']}")
+    for post in reversed(sandbox.submissions_by(BOT)):
+        lines.append(f"  u/{BOT} posted: {post['title']}")
+    return "\n".join(lines) or "  (the bot has not posted yet: run more cycles)"
+
+
+def main(cycles=4):
+    """Run the demo for ``cycles`` cycles (0: until Ctrl-C); exit code."""
+    from shared.demo_model import ensure_demo_model
+    from shared.sandbox import Sandbox
+
+    model_dir = ensure_demo_model()
+    with Sandbox() as sandbox:
+        config = load_config(write_world(sandbox.url, model_dir))
+        db.open(config.db)
+        log.info("local reddit at %s; state in %s; model %s", sandbox.url, DEMO_DIR, model_dir)
+        humans = Humans(sandbox)
+        humans.start_conversation()
+        runner = Runner(config, stop=threading.Event())
+        install_signal_handlers(runner.stop)
+        cycle = 0
+        while not runner.stop.is_set() and (cycles == 0 or cycle < cycles):
+            log.info("--- cycle %d ---", cycle + 1)
+            runner.cycle()
+            humans.tick(cycle)
+            cycle += 1
+            if cycles == 0 or cycle < cycles:
+                runner.stop.wait(CYCLE_PAUSE_SECONDS)
+        print(f"\nWhat u/{BOT} said on r/{SUBREDDIT} in {cycle} cycles:\n{conversations(sandbox)}")
+        print("\n" + status.render(status.collect(config.bots)))
+        print(f"\nThe demo's config, praw.ini and state DB are in {DEMO_DIR}.")
+        db.close()
+    return 1 if runner.failures else 0
