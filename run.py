@@ -18,7 +18,7 @@ import logging
 import sys
 
 from jobs import status
-from shared import cli, db, reddit
+from shared import cli, db, reddit, s3sync
 from shared.config import load_config
 from shared.runner import Runner, install_signal_handlers
 
@@ -48,6 +48,7 @@ def main(argv=None):
     try:
         config = load_config(args.config)
         reddit.check_credentials(config, config.bots)
+        s3sync.restore_if_missing(config)  # an empty disk starts from the newest snapshot
         db.open(config.db)
     except Exception as exc:  # noqa: BLE001 - bad config: one line, exit 2
         return cli.report(exc, log)

@@ -20,7 +20,7 @@ import argparse
 import logging
 import os
 
-from shared import db
+from shared import db, s3sync
 from shared.config import load_config
 from shared.errors import ConfigError, InputError, SsiBotError
 from shared.lock import AlreadyRunning, job_lock
@@ -46,6 +46,9 @@ def parser(name, doc):
     p.add_argument("--bot", action="append", default=[], metavar="NAME",
                    help="only this bot (repeat for several; default: all bots)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--sync", action="store_true",
+                   help="restore the DB from the s3 snapshots first if it is missing, push a snapshot after "
+                        "the job (for crontab and cloud schedulers on ephemeral disks)")
     return p
 
 
@@ -73,10 +76,12 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     log = logging.getLogger(name)
-    options = {k: v for k, v in vars(args).items() if k not in ("config", "bot", "verbose")}
+    options = {k: v for k, v in vars(args).items() if k not in ("config", "bot", "verbose", "sync")}
     try:
         config = load_config(args.config, optional=config_optional)
         bots = config.select(args.bot)
+        if args.sync:
+            s3sync.restore_if_missing(config)
         if use_db:
             db.open(config.db)
         if not use_lock:
@@ -84,6 +89,9 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
             return 0
         with job_lock(name, config.db):
             run(config, bots, **options)
+            if args.sync and s3sync.enabled(config):
+                db.close()
+                s3sync.push(config)
         return 0
     except AlreadyRunning as exc:
         log.info(str(exc))

@@ -190,7 +190,7 @@ class Schedule:
     post: int = _key(60, "post generated replies and submissions", check=_at_least(0))
     submit: int = _key(300, "queue scheduled posts", check=_at_least(0))
     prune: int = _key(86400, "delete rows past the retention window", check=_at_least(0))
-    sync: int = _key(300, "snapshot the DB to S3 (when s3.bucket is set)", check=_at_least(0))
+    sync: int = _key(300, "snapshot the DB (when s3.bucket or s3.directory is set)", check=_at_least(0))
 
 
 @dataclass
@@ -207,12 +207,14 @@ class Generation:
 
 @dataclass
 class S3:
-    """Where the DB's snapshots live (off while bucket is empty)."""
+    """Where the DB's snapshots live (off while bucket and directory are empty)."""
 
     bucket: typing.Optional[str] = _key(None, "bucket name; empty = no sync")
-    prefix: str = _key("ssi-bot/", "key prefix inside the bucket")
+    prefix: str = _key("ssi-bot/", "key prefix inside the bucket (or sub-folder of directory)")
     region: typing.Optional[str] = _key(None, "AWS region (empty = the SDK's default)")
     endpoint_url: typing.Optional[str] = _key(None, "any S3-compatible store (MinIO, R2, B2...)")
+    directory: typing.Optional[str] = _key(
+        None, "a local folder (NAS mount) instead of a bucket; relative to this file")
     keep: int = _key(48, "snapshots to keep", check=_at_least(1))
 
 
@@ -236,6 +238,34 @@ class Training:
 
 
 @dataclass
+class Finetune:
+    """python -m jobs.finetune: simpletransformers' GPT-2 finetuning, with the community's settings."""
+
+    name: str = _key("mybot", "the run folder: output_dir/NAME/best_model is the model the bot loads")
+    base_model: typing.Optional[str] = _key(
+        None, "GPT-2 directory to start from (transformers or simpletransformers layout); relative to this file")
+    init: typing.Optional[str] = _key(
+        None, "no base model: a fresh GPT-2 of this size (tiny or 124M), tokenizer trained on train.txt",
+        check=_one_of("tiny", "124M"))
+    output_dir: str = _key("models", "where run folders live; relative to this file")
+    epochs: int = _key(4, "passes over train.txt; best_model keeps the lowest eval loss", check=_at_least(1))
+    learning_rate: float = _key(1e-4, "AdamW learning rate (linear decay after 6% warmup)", check=_between(1e-7, 1))
+    max_seq_length: int = _key(512, "tokens per training block (the model's context at most)",
+                               check=_between(8, 1024))
+    sliding_window: bool = _key(True, "cut samples longer than a block into overlapping windows (false: keep the start)")
+    train_batch_size: int = _key(4, "blocks per forward pass (also for evaluation)", check=_at_least(1))
+    gradient_accumulation_steps: int = _key(1, "forward passes per optimizer step", check=_at_least(1))
+    evaluate_during_training_steps: int = _key(
+        2000, "evaluate on eval.txt (and keep a better best_model) every this many steps, and at each epoch end",
+        check=_at_least(1))
+    save_steps: int = _key(0, "also checkpoint every this many steps (0 = at evaluations and epoch ends only)",
+                           check=_at_least(0))
+    keep_checkpoints: int = _key(2, "newest resumable checkpoints kept (124M: 1.5 GB each)", check=_at_least(1))
+    seed: int = _key(42, "seed of the weights (init), data order and dropout")
+    fp16: typing.Optional[bool] = _key(None, "mixed precision on a CUDA GPU (empty = on when there is one)")
+
+
+@dataclass
 class Config:
     """The whole of ssi-bot.yaml."""
 
@@ -249,6 +279,7 @@ class Config:
     generation: Generation = _key(help="model runtime", factory=Generation)
     s3: S3 = _key(help="state snapshots in S3", factory=S3)
     training: Training = _key(help="download and export (offline jobs)", factory=Training)
+    finetune: Finetune = _key(help="python -m jobs.finetune (offline job)", factory=Finetune)
 
     path: typing.Optional[Path] = field(default=None, metadata={"internal": True})
 
@@ -360,6 +391,8 @@ def parse_config(data, base_dir=Path(".")):
     for bot in config.bots:
         bot.model = str((base_dir / bot.model).resolve())
     config.training.db = str((base_dir / config.training.db).resolve())
+    if config.s3.directory:
+        config.s3.directory = str((base_dir / config.s3.directory).resolve())
     config.training.data_dir = str((base_dir / config.training.data_dir).resolve())
     return config
 

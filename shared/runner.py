@@ -20,13 +20,13 @@ import importlib
 
 import schedule
 
-from shared import cli
+from shared import cli, s3sync
 from shared.lock import AlreadyRunning, job_lock
 
 log = logging.getLogger("run")
 
 # One cycle, in the order the data flows. Each name is a module of jobs/.
-JOBS = ["fetch", "decide", "submit", "generate", "post", "prune"]
+JOBS = ["fetch", "decide", "submit", "generate", "post", "prune", "sync"]
 
 
 class Runner:
@@ -52,12 +52,16 @@ class Runner:
         else:
             log.debug("%s took %.1fs", name, time.monotonic() - started)
 
+    def jobs(self):
+        """JOBS, less sync while no bucket or directory is configured."""
+        return [name for name in JOBS if name != "sync" or s3sync.enabled(self.config)]
+
     def cycle(self):
-        for name in JOBS:
+        for name in self.jobs():
             self.run_job(name)
 
     def schedule(self, scheduler):
-        for name in JOBS:
+        for name in self.jobs():
             every = getattr(self.config.schedule, name)
             if every > 0:
                 scheduler.every(every).seconds.do(self.run_job, name)
