@@ -102,3 +102,50 @@ def sandbox():
 
     with Sandbox() as sb:
         yield sb
+
+
+# --- S3-compatible server (moto) for the state sync (shared/s3sync.py) -----------------
+
+class _S3Server:
+    """moto's standalone S3 on 127.0.0.1: ``url`` for endpoint_url, ``new_bucket()`` for a fresh one."""
+
+    def __init__(self, url):
+        self.url = url
+        self._count = 0
+
+    def client(self):
+        import boto3
+        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name="us-east-1")
+
+    def new_bucket(self, name="ssi-test"):
+        self._count += 1
+        bucket = f"{name}-{self._count}"
+        self.client().create_bucket(Bucket=bucket)
+        return bucket
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A ThreadedMotoServer (moto[server]) on 127.0.0.1 and a free port, for the whole session,
+    with dummy credentials in the environment (also seen by subprocesses) and the EC2
+    metadata lookup off, so nothing leaves the machine."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request otherwise
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        patch.delenv("AWS_SESSION_TOKEN", raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield _S3Server(f"http://{host}:{port}")
+        finally:
+            server.stop()
