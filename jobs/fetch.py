@@ -10,7 +10,9 @@ that prompts and decisions need (parent comments up to the post) are read in
 batches of 100 through /api/info, one request per level, never one per parent.
 
 Idempotent: items are keyed by (bot, fullname) and listing cursors are
-stored, so a second run stores nothing new. Inbox items are marked read only
+stored, so a second run stores nothing new. A reply of the bot's found in a
+listing marks its parent as answered, so even a DB that lost its history
+(restored from an older snapshot) never answers the same item twice. Inbox items are marked read only
 after they are committed; a crash in between re-reads them next time and the
 unique key drops the duplicate.
 """
@@ -78,10 +80,11 @@ def read_listing(bot, kind, listing):
     with db.database.atomic():
         created = store(bot, records, "listing")
         newest = max(r["created_utc"] for r in records)
-        (db.Cursor.insert(bot=bot.name, name=name, value=newest, updated_at=db.now())
-         .on_conflict(conflict_target=[db.Cursor.bot, db.Cursor.name],
-                      update={db.Cursor.value: newest, db.Cursor.updated_at: db.now()})
-         .execute())
+        if cursor is None or newest > cursor.value:
+            (db.Cursor.insert(bot=bot.name, name=name, value=newest, updated_at=db.now())
+             .on_conflict(conflict_target=[db.Cursor.bot, db.Cursor.name],
+                          update={db.Cursor.value: newest, db.Cursor.updated_at: db.now()})
+             .execute())
     return created
 
 
@@ -113,7 +116,12 @@ def store(bot, records, source):
     created = []
     for record in records:
         if (record.get("author") or "").lower() == bot.name.lower():
-            continue  # the bot's own posts are ancestry, not work
+            # The bot's own posts are ancestry, not work. Its comment also proves
+            # it answered the parent: should the DB have lost that (a restore
+            # from an older snapshot, a second runner), it must not answer again.
+            if record.get("parent"):
+                db.mark_answered(bot.name, record["parent"], record["fullname"])
+            continue
         item, is_new = db.add_item(
             bot.name, record["fullname"], source,
             subreddit=record.get("subreddit"),

@@ -60,8 +60,16 @@ def run(config, bots, dry_run=False, **_options):
 
 def post_bot(client, bot, items):
     posted = 0
+    recent = None
     for item in items:
         try:
+            if recent is None and not item.key.startswith("submit:"):
+                recent = recent_replies(client, bot)
+            if item.key in (recent or {}):
+                _mark_posted(item, recent[item.key], "found", _open_attempt(item))
+                log.info("%s %s: already answered on reddit (%s); not posting again",
+                         bot.name, item.key, recent[item.key])
+                continue
             if item.state == db.POSTING and recover(client, bot, item):
                 continue
             posted += post_item(client, bot, item)
@@ -135,25 +143,34 @@ def submit(client, bot, item):
     return subreddit.submit(item.title, selftext=item.text or "", **options).fullname
 
 
+def recent_replies(client, bot):
+    """{parent fullname: reply fullname} for the bot's newest comments: one request.
+
+    Checked before every post, not only after a crash: a DB restored from an
+    older snapshot, or a second runner, may not know what the bot already said.
+    """
+    with reddit.translated_errors():
+        return {c.parent_id: c.fullname for c in client.redditor(bot.name).comments.new(limit=RECOVERY_WINDOW)}
+
+
 def recover(client, bot, item):
-    """Look on reddit for the result of an earlier attempt; True when found and recorded."""
+    """Look on reddit for the result of an earlier attempt; True when found and recorded.
+
+    The bot's newest comments were already searched (recent_replies); this
+    looks at the parent's replies, or the bot's newest posts for a submission.
+    """
     with reddit.translated_errors():
         found = find_submission(client, bot, item) if item.key.startswith("submit:") else find_reply(client, bot, item)
     if not found:
         log.info("%s %s: earlier attempt left nothing on reddit; posting again", bot.name, item.key)
         return False
-    attempt = item.attempts.order_by(db.PostAttempt.id.desc()).first()
-    _mark_posted(item, found, "found", attempt)
+    _mark_posted(item, found, "found", _open_attempt(item))
     log.info("%s %s: earlier attempt had succeeded, found %s; not posting again", bot.name, item.key, found)
     return True
 
 
 def find_reply(client, bot, item):
-    """Fullname of the bot's reply to item.key, from its newest comments or the parent's replies."""
-    me = client.redditor(bot.name)
-    for comment in me.comments.new(limit=RECOVERY_WINDOW):
-        if comment.parent_id == item.key:
-            return comment.fullname
+    """Fullname of the bot's reply to item.key among the parent's replies."""
     if item.key.startswith("t1_"):
         parent = client.comment(item.key[3:])
         parent.refresh()
@@ -187,9 +204,15 @@ def _mark_posted(item, result, outcome, attempt):
         item.move(db.POSTED, result=result, posted_at=db.now(), retry_at=None, reason=None)
 
 
-def _finish_attempt(item, outcome, reason):
+def _open_attempt(item):
+    """The latest attempt if its outcome is still unknown, else None."""
     attempt = item.attempts.order_by(db.PostAttempt.id.desc()).first()
-    if attempt is not None and attempt.outcome is None:
+    return attempt if attempt is not None and attempt.outcome is None else None
+
+
+def _finish_attempt(item, outcome, reason):
+    attempt = _open_attempt(item)
+    if attempt is not None:
         attempt.outcome, attempt.reason, attempt.finished_at = outcome, reason, db.now()
         attempt.save()
 

@@ -272,6 +272,15 @@ def add_item(bot, key, source, **fields):
         return item, False
 
 
+def mark_answered(bot, key, reply):
+    """Record that ``bot`` already answered ``key`` with ``reply`` (seen on reddit)."""
+    with database.atomic():
+        item, _ = add_item(bot, key, "listing")
+        if item.state != POSTED:
+            item.move(POSTED, result=reply, posted_at=item.posted_at or now(),
+                      reason="the bot's reply was already on reddit")
+
+
 def record_decision(item, probability, draw, reasons, queue, reason=None):
     """Store the one draw for ``item`` and move it to queued or skipped (with ``reason``)."""
     with database.atomic():
@@ -307,20 +316,27 @@ def store_things(records):
     """Insert or refresh Things from plain records (shared.reddit.record).
 
     A known depth is never forgotten: records read through /api/info carry no
-    depth, while comment trees do.
+    depth, while comment trees do. A record that changes nothing is not
+    written at all, so a quiet fetch leaves the file as it was (and the next
+    snapshot push has nothing to store).
     """
     if not records:
         return
     fetched_at = now()
-    columns = [f for f in Thing._meta.sorted_field_names if f != "fullname"]
+    columns = [f for f in Thing._meta.sorted_field_names if f not in ("fullname", "fetched_at")]
+    cached = things(r["fullname"] for r in records)
     with database.atomic():
         for record in records:
             row = {name: record.get(name, Thing._meta.fields[name].default) for name in columns}
             row = {k: (v() if callable(v) else v) for k, v in row.items()}
-            row["fetched_at"] = fetched_at
-            update = {getattr(Thing, k): pw.EXCLUDED.__getattr__(k) for k in columns if k != "depth"}
+            old = cached.get(record["fullname"])
+            if old is not None and all(getattr(old, k) == v for k, v in row.items()
+                                       if k != "depth" or v is not None):
+                continue
+            update = {getattr(Thing, k): getattr(pw.EXCLUDED, k) for k in columns if k != "depth"}
             update[Thing.depth] = pw.fn.COALESCE(pw.EXCLUDED.depth, Thing.depth)
-            (Thing.insert(fullname=record["fullname"], **row)
+            update[Thing.fetched_at] = fetched_at
+            (Thing.insert(fullname=record["fullname"], fetched_at=fetched_at, **row)
              .on_conflict(conflict_target=[Thing.fullname], update=update).execute())
 
 

@@ -149,3 +149,27 @@ def test_fetch_cli_runs_twice_and_stores_once(sandbox, tmp_path):
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert f"{BOT}: 1 new items (1 listing)" in first.stderr
     assert f"{BOT}: 0 new items (nothing new)" in second.stderr
+
+
+def test_a_db_that_lost_its_history_does_not_answer_again(sandbox, world):
+    post = sandbox.submit("alice", "test", "hello?", selftext="x")
+    answered = sandbox.comment("bob", post["name"], "first!")
+    mine = sandbox.comment(BOT, answered["name"], "the bot answered this one already")
+    fetch.run(world, world.bots)
+    item = db.Item.get(key=answered["name"])
+    assert (item.state, item.result) == (db.POSTED, mine["name"])
+    assert db.Item.get(key=post["name"]).state == db.SEEN
+
+
+def test_a_quiet_fetch_leaves_the_db_file_unchanged(sandbox, world):
+    import hashlib
+    from pathlib import Path
+
+    post = sandbox.submit("alice", "test", "hello?", selftext="x")
+    sandbox.comment("bob", post["name"], "hi")
+    fetch.run(world, world.bots)
+    db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = hashlib.sha256(Path(world.db).read_bytes()).hexdigest()
+    fetch.run(world, world.bots)
+    db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert hashlib.sha256(Path(world.db).read_bytes()).hexdigest() == before

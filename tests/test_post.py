@@ -149,3 +149,13 @@ def test_dry_run_posts_nothing(sandbox, world):
     post.run(world, world.bots, dry_run=True)
     assert bot_comments(sandbox) == []
     assert all(i.state == db.GENERATED for i in db.Item.select())
+
+
+def test_a_reply_already_on_reddit_is_recorded_not_posted_again(sandbox, world):
+    """A DB restored from an older snapshot, or a second runner, forgot the reply: reddit did not."""
+    (item,) = [i for i in generated(world, sandbox, comments=0)]
+    earlier = sandbox.comment(BOT, item.key, "said before the state was lost")
+    post.run(world, world.bots)
+    item = db.Item.get_by_id(item.id)
+    assert (item.state, item.result) == (db.POSTED, earlier["name"])
+    assert len(bot_comments(sandbox)) == 1
