@@ -38,17 +38,19 @@ def setup_logging(verbose=False):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def parser(name, doc):
+def parser(name, doc, use_db=True, per_bot=True):
     p = argparse.ArgumentParser(prog=f"python -m jobs.{name}", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DEFAULT_CONFIG, metavar="PATH",
                    help="ssi-bot.yaml to use (default: %(default)s, or $SSI_BOT_CONFIG)")
-    p.add_argument("--bot", action="append", default=[], metavar="NAME",
-                   help="only this bot (repeat for several; default: all bots)")
+    if per_bot:
+        p.add_argument("--bot", action="append", default=[], metavar="NAME",
+                       help="only this bot (repeat for several; default: all bots)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_argument("--sync", action="store_true",
-                   help="restore the DB from the s3 snapshots first if it is missing, push a snapshot after "
-                        "the job (for crontab and cloud schedulers on ephemeral disks)")
+    if use_db:
+        p.add_argument("--sync", action="store_true",
+                       help="restore the state DB from its snapshots first if it is missing, push a snapshot "
+                            "after the job (crontab and cloud schedulers on ephemeral disks)")
     return p
 
 
@@ -70,7 +72,8 @@ def report(exc, log):
 
 def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=True, config_optional=False):
     """Parse arguments, load the config, take the job's lock and call ``run``."""
-    p = parser(name, doc)
+    # The offline jobs (config optional) work on training data, not on bots.
+    p = parser(name, doc, use_db=use_db, per_bot=not config_optional)
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
@@ -79,8 +82,9 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
     options = {k: v for k, v in vars(args).items() if k not in ("config", "bot", "verbose", "sync")}
     try:
         config = load_config(args.config, optional=config_optional)
-        bots = config.select(args.bot)
-        if args.sync:
+        bots = config.select(getattr(args, "bot", []))
+        sync = getattr(args, "sync", False)
+        if sync:
             s3sync.restore_if_missing(config)
         if use_db:
             db.open(config.db)
@@ -89,7 +93,7 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
             return 0
         with job_lock(name, config.db):
             run(config, bots, **options)
-            if args.sync and s3sync.enabled(config):
+            if sync and s3sync.enabled(config):
                 db.close()
                 s3sync.push(config)
         return 0

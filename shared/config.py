@@ -321,6 +321,12 @@ def _convert(value, hint, path, problems):
             problems.append(f"{path}: got {value!r}, expected a list")
             return []
         return [_convert(v, inner, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-4 (no dot) as a string; it is what people write for a learning rate.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = (isinstance(value, hint) and not (hint is int and isinstance(value, bool))) or (
         hint is float and isinstance(value, int) and not isinstance(value, bool))
     if not ok:

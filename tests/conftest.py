@@ -149,3 +149,16 @@ def s3_server():
             yield _S3Server(f"http://{host}:{port}")
         finally:
             server.stop()
+
+
+# --- the demo model (shared/demo_model.py) -----------------------------------------------
+
+@pytest.fixture(scope="session")
+def demo_model_dir():
+    """models/demo/best_model: a tiny GPT-2 trained by the project's own export -> finetune
+    pipeline on generated threads. Built on first use (one to three minutes on 2 CPU cores),
+    then cached in models/demo (gitignored) across sessions; rebuilt when incomplete or when
+    its recipe or the tag format changed."""
+    from shared.demo_model import ensure_demo_model
+
+    return ensure_demo_model(progress=False)

@@ -108,3 +108,9 @@ def test_jobs_exit_2_with_one_line_per_problem_and_no_traceback(tmp_path, job):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "bots[0].reply.bsae: unknown key (did you mean 'base'?)" in errors[0]
+
+
+def test_exponent_floats_written_without_a_dot_are_numbers():
+    config = parse_config({"finetune": {"learning_rate": "1e-4"}, "bots": [{"name": "A", "model": "m"}]})
+    assert config.finetune.learning_rate == pytest.approx(1e-4)
+    assert problems(minimal(reply={"base": "lots"})) == ["bots[0].reply.base: got 'lots', expected a number"]
