@@ -146,6 +146,9 @@ def main(cycles=4):
     from shared.demo_model import ensure_demo_model
     from shared.sandbox import Sandbox
 
+    # One line per bot event: the sandbox's request log would drown them.
+    logging.getLogger("shared.sandbox").setLevel(logging.WARNING)
+    log.info("the demo model: models/demo (built on first use by export -> finetune, 1-3 minutes)")
     model_dir = ensure_demo_model()
     with Sandbox() as sandbox:
         config = load_config(write_world(sandbox.url, model_dir))

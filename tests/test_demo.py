@@ -1,0 +1,44 @@
+"""The README's first command, and the bot end to end with the demo model the pipeline trained."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.botworld import BOT, ROOT, write_config
+from shared import tagging
+
+
+def test_the_demo_runs_offline_and_the_bot_talks(demo_model_dir):
+    done = subprocess.run([sys.executable, "run.py", "--demo", "--cycles", "2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "What u/DemoBot-GPT2 said on r/SubSimDemo in 2 cycles:" in done.stdout
+    replies = [line for line in done.stdout.splitlines() if line.startswith("    u/DemoBot-GPT2: ")]
+    assert replies and all("<|" not in line for line in replies)
+    assert "DemoBot-GPT2: " in done.stdout and " posted" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def world(sandbox, tmp_path, demo_model_dir):
+    path = write_config(tmp_path, sandbox.url, model=demo_model_dir,
+                        bots=[{"name": BOT, "subreddits": ["test"], "reply": {"base": 1.0}}])
+    sandbox.create_account(BOT)
+    return path
+
+
+def test_the_demo_model_answers_in_the_right_threads_with_clean_text(sandbox, world):
+    post = sandbox.submit("alice", "test", "I finally fixed my bike", selftext="Took three weekends.")
+    question = sandbox.comment("bob", post["name"], "How long did that take?")
+    thanks = sandbox.comment("carol", post["name"], "Nice work!")
+    done = subprocess.run([sys.executable, "run.py", "--config", str(world), "--once"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    mine = sandbox.comments_by(BOT)
+    assert sorted(c["parent_id"] for c in mine) == sorted([post["name"], question["name"], thanks["name"]])
+    for comment in mine:
+        assert comment["body"].strip() and tagging.TAG_OPEN not in comment["body"]
+    again = subprocess.run([sys.executable, "run.py", "--config", str(world), "--once"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and len(sandbox.comments_by(BOT)) == 3
