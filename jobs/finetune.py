@@ -586,24 +586,27 @@ def sample_prompts(eval_file: Path, count: int, seed: int) -> list[tuple[str, st
     lines = read_samples(eval_file, "eval")
     random.Random(seed).shuffle(lines)
     for line in lines:
-        thread = None
-        for dialect in tagging.DIALECTS:
-            try:
-                thread, used = tagging.parse_sample(line, dialect), dialect
-                break
-            except tagging.MalformedSample:
-                continue
-        if thread is None:
-            continue
-        if thread.comments:
-            last = thread.comments[-1]
-            context = tagging.Thread(thread.post, thread.comments[:-1])
-            prompts.append(("reply", tagging.reply_prompt(context, last.author or "sample-bot", used)))
+        split = tagging.split_sample(line)
+        if split is not None:
+            prompts.append(("reply", split[0]))
         elif not any(kind == "post" for kind, _ in prompts):
-            prompts.append(("post", tagging.submission_prompt(thread.post.subreddit, thread.post.is_link, used)))
+            post = _parsed_post(line)
+            if post is not None:
+                prompts.append(("post", tagging.submission_prompt(*post)))
         if len(prompts) == count:
             break
     return prompts
+
+
+def _parsed_post(line):
+    """(subreddit, is_link, dialect) of a post-only sample, or None if it parses in no dialect."""
+    for dialect in tagging.DIALECTS:
+        try:
+            post = tagging.parse_sample(line, dialect).post
+            return post.subreddit, post.is_link, dialect
+        except tagging.MalformedSample:
+            continue
+    return None
 
 
 def sample_replies(best_model: Path, eval_file: Path, count: int, seed: int) -> list[tuple[str, str]]:

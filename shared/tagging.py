@@ -13,14 +13,14 @@ Usage::
     from shared.tagging import Comment, Post, Thread, extract_reply, reply_prompt, training_sample
 
     post = Post("SubSimGPT2Interactive", "alice", "What is love?", "Baby don't hurt me")
-    thread = Thread(post, (Comment("bob", "No more"),))
+    thread = Thread(post, (Comment("bob", "No more"), Comment("alice", "Why?")))
 
     training_sample(thread)
     # '<|soss r/SubSimGPT2Interactive|><|sot|>What is love?<|eot|><|sost|>Baby don't hurt me'
-    # '<|eost|><|sor u/bob|>No more<|eor|><|eoss|><|endoftext|>'      (one line)
+    # '<|eost|><|sor u/bob|>No more<|eor|><|soopr|>Why?<|eoopr|><|eoss|><|endoftext|>'  (one line)
 
     prompt = reply_prompt(thread, bot_name="lovebot-ssi")
-    # '<|soss r/...|>...<|sor u/bob|>No more<|eor|><|sor|>'
+    # '<|soss r/...|>...<|sor u/bob|>No more<|eor|><|soopr u/alice|>Why?<|eoopr|><|sor|>'
     reply = extract_reply(continuation)   # the text after the prompt; None if never closed
 
 The format (dialect ``"reply_sense"``, the default)::
@@ -30,12 +30,18 @@ The format (dialect ``"reply_sense"``, the default)::
     comment     <|sor u/AUTHOR|>BODY<|eor|>
     by OP       <|soopr u/AUTHOR|>BODY<|eoopr|>     author wrote the post
     own chain   <|soocr u/AUTHOR|>BODY<|eoocr|>     author wrote the comment two levels up
+    last one    <|sor|>BODY<|eor|>  (or <|soopr|>, <|soocr|>)   a sample's last comment: no name
     sample end  <|eoss|> (self post) or <|eols|> (link post), then <|endoftext|>
 
 OP takes precedence over own chain; a deleted author (``None``) is written
-``[deleted]`` and never matches anyone. The ``"legacy"`` dialect writes the
-same tags without the `` r/SUB`` and `` u/AUTHOR`` parts. A post's author is
-never written: only its comments' roles reveal it.
+``[deleted]`` and never matches anyone. The last comment of a training sample
+keeps its role tag but not its name: a reply prompt ends with the nameless
+tag of the bot's role, so that is the form the model must learn to answer
+(the original ssi-bot's exporter wrote it so, and the community models
+learned from it). Prompts write every comment they show with its name. The
+``"legacy"`` dialect writes the same tags without the `` r/SUB`` and
+`` u/AUTHOR`` parts. A post's author is never written: only its comments'
+roles reveal it.
 
 How user text is written inside the tags (titles, bodies, names, subreddits):
 
@@ -55,7 +61,8 @@ How user text is written inside the tags (titles, bodies, names, subreddits):
 ``encode_text`` does both; ``decode_text`` undoes step 2 (step 1 cannot be
 undone, by design). Hence ``parse_sample(training_sample(t)) ==
 recorded_thread(t)``: the thread with its texts neutralised, and what a
-sample cannot hold left out (see ``recorded_thread``).
+sample cannot hold left out (see ``recorded_thread``), such as the last
+comment's author.
 
 ``parse_sample`` raises ``MalformedSample`` (a ``ValueError`` and an
 ``InputError``) on text that is not a sample.
@@ -320,39 +327,49 @@ def _post_segments(post: Post, dialect: str) -> tuple[str, ...]:
             encode_text(post.body), SELF_TEXT_END)
 
 
-def _comment_segments(comment: Comment, role: Role, dialect: str) -> tuple[str, ...]:
-    author = comment.author or DELETED_AUTHOR
-    return _named(role.start_tag, "u", author, dialect), encode_text(comment.body), role.end_tag
+def _comment_segments(comment: Comment, role: Role, dialect: str, named: bool = True) -> tuple[str, ...]:
+    start = _named(role.start_tag, "u", comment.author or DELETED_AUTHOR, dialect) if named else role.start_tag
+    return start, encode_text(comment.body), role.end_tag
 
 
-def _item_segments(thread: Thread, dialect: str) -> list[tuple[str, ...]]:
-    """The segments of each item of ``thread``, oldest first: the one renderer."""
+def _item_segments(thread: Thread, dialect: str, nameless_last: bool = False) -> list[tuple[str, ...]]:
+    """The segments of each item of ``thread``, oldest first: the one renderer.
+
+    ``nameless_last``: the last comment's tag without its name (role still judged on the whole thread).
+    """
     _check_dialect(dialect)
     thread = _neutralised(thread)
     items = [_post_segments(thread.post, dialect)] if thread.post else []
-    for comment, role in zip(thread.comments, comment_roles(thread)):
-        items.append(_comment_segments(comment, role, dialect))
+    last = len(thread.comments) - 1
+    for i, (comment, role) in enumerate(zip(thread.comments, comment_roles(thread))):
+        items.append(_comment_segments(comment, role, dialect, named=not (nameless_last and i == last)))
     return items
 
 
-def render_items(thread: Thread, dialect: str = REPLY_SENSE) -> list[str]:
+def render_items(thread: Thread, dialect: str = REPLY_SENSE, *, nameless_last: bool = False) -> list[str]:
     """Each item of ``thread`` (post, then comments) as tagged text, oldest first.
 
-    Training samples and prompts are both made of these strings.
+    Training samples and prompts are both made of these strings. ``nameless_last``
+    writes the last comment's tag without `` u/AUTHOR`` (``<|sor|>``), as training
+    samples do; a post's tag is the same either way.
     """
-    return ["".join(segments) for segments in _item_segments(thread, dialect)]
+    return ["".join(segments) for segments in _item_segments(thread, dialect, nameless_last)]
 
 
 def training_sample(thread: Thread, dialect: str = REPLY_SENSE) -> str:
     """The whole thread as one training sample (one line), closed and ended.
 
-    A post without comments is a valid sample: it teaches the model new posts.
-    Raises ValueError when the thread has no post.
+    The last comment is written without its author (``<|soopr|>...<|eoopr|>``):
+    the sample then ends as the bot's prompt plus its reply would. A post without
+    comments is a valid sample: it teaches the model new posts. Raises ValueError
+    when the thread has no post.
     """
     if thread.post is None:
         raise ValueError("a training sample starts with its post, and this thread has none")
     end = LINK_POST_END if thread.post.is_link else SELF_POST_END
-    return "".join(render_items(thread, dialect)) + end + END_OF_TEXT
+    # A model trained only on named tags answers the nameless reply tag of its prompts
+    # less often: on the demo model, 68/80 non-empty replies against 77/80 to named tags.
+    return "".join(render_items(thread, dialect, nameless_last=True)) + end + END_OF_TEXT
 
 
 # --- prompts ----------------------------------------------------------------------------------
@@ -464,6 +481,23 @@ def extract_reply(generated: str) -> str | None:
     return _clean(generated[:end])
 
 
+def split_sample(sample: str) -> tuple[str, str] | None:
+    """``(prompt, reply)`` of a training sample: what the bot would be asked, and what it should say.
+
+    The prompt runs through the last comment's opening tag, which is nameless,
+    the form ``reply_prompt`` ends with; the reply is that comment's text, as
+    ``extract_reply`` would give it. When the thread fits a prompt (at most 6
+    items, ``PROMPT_MAX_CHARS``), the prompt is exactly ``reply_prompt``'s for
+    the thread without its last comment. None for a post-only sample. Used to
+    evaluate a model on held-out samples.
+    """
+    start, tag = max((sample.rfind(role.start_tag), role.start_tag) for role in Role)
+    if start == -1:
+        return None
+    prompt_end = start + len(tag)
+    return sample[:prompt_end], extract_reply(sample[prompt_end:]) or ""
+
+
 def extract_submission(generated: str) -> tuple[str, str] | None:
     """``(title, body)`` from the text generated after ``submission_prompt``.
 
@@ -494,9 +528,10 @@ def extract_submission(generated: str) -> tuple[str, str] | None:
 def recorded_thread(thread: Thread, dialect: str = REPLY_SENSE) -> Thread:
     """What a training sample of ``thread`` holds: what ``parse_sample`` gives back.
 
-    Texts and names neutralised; a link post's body dropped; the post's author
-    kept only as the author of its first OP comment (a post tag has no name, so
-    an OP comment is the only witness). Legacy samples hold no names at all:
+    Texts and names neutralised; a link post's body dropped; the last comment's
+    author None (its tag has no name); the post's author kept only as the author
+    of its first named OP comment (a post tag has no name, so an OP comment
+    before the last is the only witness). Legacy samples hold no names at all:
     the subreddit is "" and every author None.
     """
     _check_dialect(dialect)
@@ -506,10 +541,14 @@ def recorded_thread(thread: Thread, dialect: str = REPLY_SENSE) -> Thread:
         comments = tuple(Comment(None, c.body) for c in comments)
         if post is not None:
             post = replace(post, subreddit="", author=None)
-    elif post is not None:
-        roles = comment_roles(thread)
-        witnesses = [c.author for c, role in zip(comments, roles) if role is Role.OP_REPLY]
+        return Thread(post, comments)
+    named = comments[:-1]
+    if post is not None:
+        roles = comment_roles(thread)   # on the whole thread, as the sample's tags show them
+        witnesses = [c.author for c, role in zip(named, roles) if role is Role.OP_REPLY]
         post = replace(post, author=witnesses[0] if witnesses else None)
+    if comments:
+        comments = named + (Comment(None, comments[-1].body),)
     return Thread(post, comments)
 
 
@@ -561,12 +600,17 @@ class _SampleReader:
             self.fail("the end of the sample")
 
 
-def _split_name(tag: str, kind: str, dialect: str) -> tuple[str, str | None]:
-    """``"sor u/bob"`` -> ``("sor", "bob")``; legacy tags carry no name."""
+def _split_name(tag: str, kind: str, dialect: str, optional: bool = False) -> tuple[str, str | None]:
+    """``"sor u/bob"`` -> ``("sor", "bob")``; legacy tags carry no name.
+
+    ``optional``: a tag without the name part is ``("sor", None)`` rather than an error.
+    """
     if dialect == LEGACY:
         return tag, None
     label, separator, name = tag.partition(f" {kind}/")
     if not separator:
+        if optional:
+            return tag, None
         raise MalformedSample(f"<|{tag}|> lacks the ' {kind}/NAME' part of the {dialect} dialect")
     return label, decode_text(name)
 
@@ -574,8 +618,12 @@ def _split_name(tag: str, kind: str, dialect: str) -> tuple[str, str | None]:
 def parse_sample(text: str, dialect: str = REPLY_SENSE) -> Thread:
     """The thread a training sample holds (``recorded_thread`` says what that is).
 
-    A trailing line break is allowed. Raises ``MalformedSample`` on anything
-    that ``training_sample`` would not have written.
+    A nameless comment tag (``<|sor|>``) gives ``author=None``. It is accepted
+    for any comment, not only the last, as samples from other exporters may
+    have it; written back by ``training_sample``, such a comment in the middle
+    becomes ``<|sor u/[deleted]|>`` (no author, no role). A trailing line break is allowed. Raises
+    ``MalformedSample`` on anything else that ``training_sample`` would not
+    have written.
     """
     _check_dialect(dialect)
     reader = _SampleReader(text.removesuffix("\n"))
@@ -602,7 +650,8 @@ def parse_sample(text: str, dialect: str = REPLY_SENSE) -> Thread:
     comments, post_author = [], None
     while (tag := reader.peek()) and not tag.startswith(("eoss", "eols")):
         reader.gap()
-        label, author = _split_name(tag, "u", dialect)
+        # A post tag needs its " r/SUB"; a comment's " u/AUTHOR" may be missing (the last never has it).
+        label, author = _split_name(tag, "u", dialect, optional=True)
         role = _COMMENT_TAGS.get(label)
         if role is None:
             reader.fail("a comment tag or the end of the post")

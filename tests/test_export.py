@@ -73,9 +73,12 @@ def _check_samples_are_real_threads(lines, posts, comments, rules, dialect, best
         matches = []
         for post in posts.values():
             chain, parent = [], f"t3_{post['id']}"
-            for wanted in parsed.comments:
+            for depth, wanted in enumerate(parsed.comments):
+                # c as the sample holds it here: named, unless it is the sample's last comment
+                # (a second copy of c stands in for the comments after it)
+                copies = 1 if depth == len(parsed.comments) - 1 else 2
                 step = [c for c in children.get(parent, ())
-                        if recorded_thread(thread_of(post, chain + [c]), dialect).comments[-1] == wanted]
+                        if recorded_thread(thread_of(post, chain + [c] * copies), dialect).comments[depth] == wanted]
                 if not step:
                     break
                 chain.append(step[0])

@@ -29,7 +29,9 @@ def test_reply_tags_follow_who_wrote_the_thread(sandbox, world):
     top = sandbox.comment("bob", human_post["name"], "a top-level comment")
     bot_post = sandbox.submit(BOT, "test", "The bot's post", selftext="y")
     in_bot_post = sandbox.comment("carol", bot_post["name"], "commenting on the bot's post")
-    bot_comment = sandbox.comment(BOT, human_post["name"], "the bot's comment")
+    # The bot's comment goes in another post: commenting answers a post.
+    other_post = sandbox.submit("alice", "test", "Another post", selftext="z")
+    bot_comment = sandbox.comment(BOT, other_post["name"], "the bot's comment")
     under_bot = sandbox.comment("dave", bot_comment["name"], "answering the bot")
     below_that = sandbox.comment("erin", under_bot["name"], "two levels under the bot")
     pipeline(world)
@@ -38,6 +40,7 @@ def test_reply_tags_follow_who_wrote_the_thread(sandbox, world):
     assert prompts[in_bot_post["name"]].endswith("<|soopr|>")
     # The bot's answer to dave would sit two levels under its own comment.
     assert prompts[under_bot["name"]].endswith("<|soocr|>")
+    assert other_post["name"] not in prompts or prompts[other_post["name"]] is None
     assert prompts[below_that["name"]].endswith("<|sor|>")
     assert prompts[human_post["name"]] == (
         "<|soss r/test|><|sot|>A human post<|eot|><|sost|>x<|eost|><|sor|>")

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 
 from shared.errors import InputError
 from shared.tagging import (
-    END_OF_TEXT, LEGACY, OP_REPLY_START, OWN_CHAIN_REPLY_START, REPLY_START, Comment, MalformedSample,
-    Post, Role, Thread, comment_roles, decode_text, encode_text, escape, extract_reply, extract_submission,
-    neutralise, parse_sample, recorded_thread, render_items, reply_prompt, reply_role, strip_mentions,
-    submission_prompt, training_sample,
+    split_sample,
+    END_OF_TEXT, LEGACY, LINK_POST_END, OP_REPLY_START, OWN_CHAIN_REPLY_START, REPLY_END, REPLY_START,
+    SELF_POST_END, Comment, MalformedSample, Post, Role, Thread, comment_roles, decode_text, encode_text, escape,
+    extract_reply, extract_submission, neutralise, parse_sample, recorded_thread, render_items, reply_prompt,
+    reply_role, strip_mentions, submission_prompt, training_sample,
 )
 
 SUB = "SubSimGPT2Interactive"
@@ -28,10 +29,11 @@ def chain(post, *authors_and_bodies):
 # --- training samples: the exact strings ---------------------------------------------------
 
 def test_self_post_with_comments_sample_is_exact():
+    # The last comment has no name: it is written as the bot's prompts end.
     thread = chain(self_post(), ("bob", "No more"), ("carol", "Why?"))
     assert training_sample(thread) == (
         "<|soss r/SubSimGPT2Interactive|><|sot|>What is love?<|eot|><|sost|>Baby don't hurt me<|eost|>"
-        "<|sor u/bob|>No more<|eor|><|sor u/carol|>Why?<|eor|><|eoss|><|endoftext|>")
+        "<|sor u/bob|>No more<|eor|><|sor|>Why?<|eor|><|eoss|><|endoftext|>")
 
 
 def test_self_post_sample_in_legacy_dialect_has_no_names():
@@ -45,7 +47,7 @@ def test_link_post_sample_never_includes_the_url():
     post = Post("pics", "alice", "Look at this", body="https://i.redd.it/abc.jpg", is_link=True)
     thread = chain(post, ("bob", "Nice"))
     assert training_sample(thread) == (
-        "<|sols r/pics|><|sot|>Look at this<|eot|><|sol|><|eol|><|sor u/bob|>Nice<|eor|><|eols|><|endoftext|>")
+        "<|sols r/pics|><|sot|>Look at this<|eot|><|sol|><|eol|><|sor|>Nice<|eor|><|eols|><|endoftext|>")
     assert training_sample(thread, LEGACY) == (
         "<|sols|><|sot|>Look at this<|eot|><|sol|><|eol|><|sor|>Nice<|eor|><|eols|><|endoftext|>")
 
@@ -57,22 +59,28 @@ def test_post_without_comments_is_a_valid_sample():
 
 
 def test_op_comment_uses_the_opr_tags():
-    thread = chain(self_post(author="alice"), ("bob", "Hi"), ("alice", "Hello"))
+    thread = chain(self_post(author="alice"), ("bob", "Hi"), ("alice", "Hello"), ("carol", "Hey"))
     assert training_sample(thread).endswith(
-        "<|sor u/bob|>Hi<|eor|><|soopr u/alice|>Hello<|eoopr|><|eoss|><|endoftext|>")
+        "<|sor u/bob|>Hi<|eor|><|soopr u/alice|>Hello<|eoopr|><|sor|>Hey<|eor|><|eoss|><|endoftext|>")
+    # Last, it keeps its role tag and loses its name.
+    assert training_sample(Thread(thread.post, thread.comments[:2])).endswith(
+        "<|sor u/bob|>Hi<|eor|><|soopr|>Hello<|eoopr|><|eoss|><|endoftext|>")
 
 
 def test_own_chain_comment_uses_the_ocr_tags():
-    thread = chain(self_post(author="alice"), ("bob", "One"), ("carol", "Two"), ("bob", "Three"))
+    thread = chain(self_post(author="alice"), ("bob", "One"), ("carol", "Two"), ("bob", "Three"), ("dave", "Four"))
     assert training_sample(thread).endswith(
-        "<|sor u/bob|>One<|eor|><|sor u/carol|>Two<|eor|><|soocr u/bob|>Three<|eoocr|><|eoss|><|endoftext|>")
-    assert comment_roles(thread) == (Role.REPLY, Role.REPLY, Role.OWN_CHAIN_REPLY)
+        "<|sor u/bob|>One<|eor|><|sor u/carol|>Two<|eor|><|soocr u/bob|>Three<|eoocr|><|sor|>Four<|eor|>"
+        "<|eoss|><|endoftext|>")
+    assert comment_roles(thread) == (Role.REPLY, Role.REPLY, Role.OWN_CHAIN_REPLY, Role.REPLY)
+    assert training_sample(Thread(thread.post, thread.comments[:3])).endswith(
+        "<|sor u/carol|>Two<|eor|><|soocr|>Three<|eoocr|><|eoss|><|endoftext|>")
 
 
 def test_op_takes_precedence_over_own_chain():
     thread = chain(self_post(author="alice"), ("alice", "One"), ("bob", "Two"), ("alice", "Three"))
     assert comment_roles(thread) == (Role.OP_REPLY, Role.REPLY, Role.OP_REPLY)
-    assert "<|soopr u/alice|>Three<|eoopr|>" in training_sample(thread)
+    assert training_sample(thread).endswith("<|soopr|>Three<|eoopr|><|eoss|><|endoftext|>")
 
 
 def test_roles_compare_names_case_insensitively():
@@ -84,7 +92,7 @@ def test_deleted_author_is_written_deleted_and_matches_nobody():
     thread = chain(self_post(author=None), (None, "gone"), ("bob", "hm"), (None, "gone too"))
     sample = training_sample(thread)
     assert "<|sor u/[deleted]|>gone<|eor|>" in sample
-    assert "<|sor u/[deleted]|>gone too<|eor|>" in sample   # neither OP nor own chain
+    assert "<|sor|>gone too<|eor|>" in sample   # neither OP nor own chain
     assert comment_roles(thread) == (Role.REPLY, Role.REPLY, Role.REPLY)
 
 
@@ -101,7 +109,7 @@ def test_tag_like_user_text_is_neutralised():
     thread = chain(self_post(title="<|endoftext|>"), ("bob", "a|>b<|sor|>"))
     sample = training_sample(thread)
     assert "<|sot|>< |endoftext| ><|eot|>" in sample
-    assert "<|sor u/bob|>a| >b< |sor| ><|eor|>" in sample
+    assert "<|sor|>a| >b< |sor| ><|eor|>" in sample
     assert sample.count(END_OF_TEXT) == 1
 
 
@@ -109,7 +117,7 @@ def test_sample_is_one_line_with_escaped_line_breaks():
     thread = chain(self_post(body="line one\nline two\\n"), ("bob", "a\r\nb\u2028c"))
     sample = training_sample(thread)
     assert "<|sost|>line one\\nline two\\\\n<|eost|>" in sample
-    assert "<|sor u/bob|>a\\r\\nb\\u2028c<|eor|>" in sample
+    assert "<|sor|>a\\r\\nb\\u2028c<|eor|>" in sample
     assert len(sample.splitlines()) == 1
 
 
@@ -130,10 +138,28 @@ def test_unknown_dialect_is_refused():
 
 def test_render_items_are_the_pieces_of_the_sample():
     thread = chain(self_post(), ("bob", "Hi"))
-    items = render_items(thread)
-    assert items == ["<|soss r/SubSimGPT2Interactive|><|sot|>What is love?<|eot|><|sost|>Baby don't hurt me<|eost|>",
-                     "<|sor u/bob|>Hi<|eor|>"]
+    post = "<|soss r/SubSimGPT2Interactive|><|sot|>What is love?<|eot|><|sost|>Baby don't hurt me<|eost|>"
+    assert render_items(thread) == [post, "<|sor u/bob|>Hi<|eor|>"]
+    items = render_items(thread, nameless_last=True)
+    assert items == [post, "<|sor|>Hi<|eor|>"]
     assert training_sample(thread) == "".join(items) + "<|eoss|><|endoftext|>"
+    assert render_items(Thread(self_post(), ()), nameless_last=True) == [post]   # a post's tag is the same
+
+
+@pytest.mark.parametrize("author, earlier, start, end", [
+    ("carol", [("bob", "Hi")], "<|sor|>", "<|eor|>"),
+    ("alice", [("bob", "Hi")], "<|soopr|>", "<|eoopr|>"),                   # alice wrote the post
+    ("bob", [("bob", "Hi"), ("carol", "Hey")], "<|soocr|>", "<|eoocr|>"),   # and the comment two up
+    ("dave", [], "<|sor|>", "<|eor|>"),
+])
+def test_a_sample_is_the_bot_prompt_for_its_last_comment_then_that_comment(author, earlier, start, end):
+    # Train on what you prompt with: the last comment is written as its author's reply
+    # would be prompted, had that author been the bot.
+    context = chain(self_post(author="alice"), *earlier)
+    prompt = reply_prompt(context, bot_name=author)
+    assert prompt == "".join(render_items(context)) + start
+    thread = Thread(context.post, context.comments + (Comment(author, "The reply"),))
+    assert training_sample(thread) == prompt + "The reply" + end + "<|eoss|><|endoftext|>"
 
 
 # --- parsing samples back ---------------------------------------------------------------------
@@ -146,6 +172,24 @@ def test_parse_sample_gives_the_thread_back():
 def test_parse_sample_knows_the_post_author_only_from_an_op_comment():
     thread = chain(self_post(author="alice"), ("bob", "Hi"))
     assert parse_sample(training_sample(thread)).post.author is None
+
+
+def test_parse_sample_gives_the_last_comment_no_author_and_takes_no_nameless_op_witness():
+    thread = chain(self_post(author="alice"), ("bob", "Hi"), ("alice", "Hello"))
+    parsed = parse_sample(training_sample(thread))
+    assert parsed == Thread(Post(SUB, None, "What is love?", "Baby don't hurt me"),
+                            (Comment("bob", "Hi"), Comment(None, "Hello")))
+    assert parsed == recorded_thread(thread)
+    longer = chain(self_post(author="alice"), ("alice", "Hi"), ("bob", "Hello"), ("alice", "Bye"))
+    assert parse_sample(training_sample(longer)).post.author == "alice"     # a named OP comment witnesses
+
+
+def test_parse_sample_accepts_a_nameless_comment_anywhere():
+    # Community data may carry them; only the post tag must have its " r/SUB".
+    sample = ("<|soss r/x|><|sot|>T<|eot|><|sost|>B<|eost|><|sor|>one<|eor|><|soopr u/al|>two<|eoopr|>"
+              "<|soocr|>three<|eoocr|><|eoss|><|endoftext|>")
+    assert parse_sample(sample) == Thread(Post("x", "al", "T", "B"),
+                                          (Comment(None, "one"), Comment("al", "two"), Comment(None, "three")))
 
 
 def test_parse_sample_accepts_a_trailing_line_break():
@@ -184,7 +228,9 @@ def test_parse_sample_refuses_malformed_text(sample):
 
 def test_parse_legacy_refuses_names():
     with pytest.raises(MalformedSample):
-        parse_sample(training_sample(chain(self_post(), ("bob", "Hi"))), LEGACY)
+        parse_sample(training_sample(chain(self_post(), ("bob", "Hi"), ("carol", "Hey"))), LEGACY)
+    with pytest.raises(MalformedSample):
+        parse_sample("<|soss|><|sot|>T<|eot|><|sost|>B<|eost|><|sor u/bob|>Hi<|eor|><|eoss|><|endoftext|>", LEGACY)
 
 
 # --- reply prompts ----------------------------------------------------------------------------
@@ -218,7 +264,9 @@ def test_prompt_drops_the_post_from_six_comments_on():
 def test_prompt_is_made_of_the_same_items_as_the_training_sample():
     thread = chain(self_post(), ("bob", "One"), ("alice", "Two"), ("bob", "Three"))
     assert reply_prompt(thread, "lovebot") == "".join(render_items(thread)) + "<|sor|>"
-    assert training_sample(thread).startswith(reply_prompt(thread, "lovebot")[:-len("<|sor|>")])
+    # All but the last comment, which a sample writes without its name.
+    assert training_sample(thread) == (
+        "".join(render_items(thread)[:-1]) + "<|soocr|>Three<|eoocr|><|eoss|><|endoftext|>")
 
 
 def test_prompt_keeps_roles_judged_on_the_whole_thread():
@@ -406,7 +454,37 @@ def test_parse_inverts_training_sample(thread, dialect):
 @given(threads)
 def test_training_sample_of_a_parsed_sample_is_the_sample(thread):
     sample = training_sample(thread)
-    assert training_sample(parse_sample(sample)) == sample
+    parsed = parse_sample(sample)
+    again = training_sample(parsed)
+    assert parse_sample(again) == parsed
+    # Without its author the last comment cannot keep an OP or own-chain role; a plain reply is unchanged.
+    if sample.endswith((REPLY_END + SELF_POST_END + END_OF_TEXT, REPLY_END + LINK_POST_END + END_OF_TEXT)) \
+            or not thread.comments:
+        assert again == sample
+
+
+# Reddit names never hold "<|" or "|>": neutralising them changes no role.
+reddit_names = names.filter(lambda name: name is None or neutralise(name) == name)
+
+
+@quick
+@given(posts, st.lists(st.builds(Comment, author=reddit_names, body=tricky_text), min_size=1, max_size=6), dialects)
+def test_any_sample_is_the_bot_prompt_for_its_last_comment_then_that_comment(post, comments, dialect):
+    """Train on what you prompt with: for a thread whose items all fit the prompt, the sample is
+
+    ``reply_prompt(thread without its last comment c, bot_name=c.author)`` + c's body + the closing tags.
+    """
+    *earlier, last = comments
+    assume(last.author is not None)
+    context = Thread(post, tuple(earlier))
+    texts = [post.title, post.body] + [c.body for c in earlier]
+    assume(all(strip_mentions(text, last.author) == text for text in texts))
+    role = reply_role(context, last.author)
+    prompt = reply_prompt(context, last.author, dialect, max_chars=10**9)
+    assert prompt.endswith(role.start_tag)
+    end = LINK_POST_END if post.is_link else SELF_POST_END
+    assert training_sample(Thread(post, tuple(comments)), dialect) == (
+        prompt + encode_text(last.body) + role.end_tag + end + END_OF_TEXT)
 
 
 @quick
@@ -477,3 +555,12 @@ def test_neutralise_is_idempotent_and_leaves_no_tag_marks(text):
 def test_decode_undoes_escape(text):
     assert decode_text(escape(text)) == text
     assert len(escape(text).splitlines()) <= 1
+
+
+def test_split_sample_gives_the_bots_prompt_and_the_reply_it_should_write():
+    post = Post("test", "op", "Title", "Body")
+    thread = Thread(post, (Comment("alice", "first"), Comment("op", "line one\nline two")))
+    prompt, reply = split_sample(training_sample(thread))
+    assert prompt == reply_prompt(Thread(post, thread.comments[:1]), bot_name="op")
+    assert prompt.endswith("<|soopr|>") and reply == "line one\nline two"
+    assert split_sample(training_sample(Thread(post, ()))) is None
