@@ -28,8 +28,8 @@ the reddit call, which is what lets a later run know an outcome is unknown
 and look on reddit before posting again.
 
 Schema versions live in ``PRAGMA user_version``; ``open`` applies the missing
-steps of ``MIGRATIONS`` in order, so a DB made by an older release upgrades
-itself in place.
+steps of ``MIGRATIONS`` in order (shared/sqlite.py), so a DB made by an older
+release upgrades itself in place.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ import json
 import time
 
 import peewee as pw
+
+from shared import sqlite
 
 database = pw.DatabaseProxy()
 
@@ -169,9 +171,7 @@ TABLES = [Thing, Item, Decision, Candidate, PostAttempt, Cursor]
 
 # --------------------------------------------------------------------------- schema versions
 
-# Each step is frozen SQL: the models above may change, a released step never
-# does. A new release appends a step (and changes the models to match; the
-# test suite checks that they agree).
+# Each step is frozen SQL (see shared/sqlite.py).
 _V1 = """
 CREATE TABLE "item" ("id" INTEGER NOT NULL PRIMARY KEY, "bot" VARCHAR(255) NOT NULL, "key" VARCHAR(255) NOT NULL,
   "source" VARCHAR(255) NOT NULL, "state" VARCHAR(255) NOT NULL, "subreddit" VARCHAR(255), "thread" VARCHAR(255),
@@ -216,35 +216,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def schema_version(db=None):
-    return (db or database).execute_sql("PRAGMA user_version").fetchone()[0]
-
-
-def migrate(db):
-    """Bring ``db`` up to SCHEMA_VERSION, one step per transaction."""
-    current = schema_version(db)
-    if current > SCHEMA_VERSION:
-        from shared.errors import InputError
-        raise InputError(f"{db.database}: schema version {current} is newer than this release "
-                         f"understands ({SCHEMA_VERSION}); upgrade ssi-bot")
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        with db.atomic():
-            for statement in MIGRATIONS[version - 1].split(";"):
-                if statement.strip():
-                    db.execute_sql(statement)
-            db.execute_sql(f"PRAGMA user_version = {version}")
+    return sqlite.schema_version(db or database)
 
 
 def open(path):
     """Open (creating or upgrading) the state DB at ``path`` and bind the models to it."""
-    db = pw.SqliteDatabase(path, pragmas={
-        "journal_mode": "wal",
-        "synchronous": "normal",     # WAL + normal: durable at checkpoints, never corrupt
-        "foreign_keys": 1,
-        "busy_timeout": 30_000,      # jobs from crontab and run.py may overlap briefly
-    })
+    db = sqlite.open_database(path, MIGRATIONS, what="state DB", foreign_keys=1)
     database.initialize(db)
-    db.connect(reuse_if_open=True)
-    migrate(db)
     return db
 
 

@@ -65,7 +65,7 @@ import zstandard
 
 from shared.errors import ConfigError, InputError
 from shared.lock import lock_path
-from shared.storage import Conflict, LocalStorage, NotFound, S3Storage
+from shared.storage import Conflict, LocalStorage, NotFound, S3Storage, fsync
 
 log = logging.getLogger("sync")
 
@@ -456,13 +456,13 @@ def _restore_locked(db_path, storage, force):
                 conn.execute("PRAGMA journal_mode = DELETE")
             write_state(temp, generation=snapshot.generation, seen=newest, pending_generation=None,
                         pending_sha256=None, fingerprint=fingerprint)
-            _fsync(temp)
+            fsync(temp)
             for suffix in ("-wal", "-shm"):
                 # a WAL left by the old DB would be replayed onto the new one
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(db_path + suffix)
             os.replace(temp, db_path)
-            _fsync(os.path.dirname(os.path.abspath(db_path)))
+            fsync(os.path.dirname(os.path.abspath(db_path)))
         seconds = time.monotonic() - started
         log.info("restored snapshot %012d (%s) into %s in %.1fs", snapshot.generation, _size(size),
                  db_path, seconds)
@@ -571,14 +571,6 @@ def _remove_leftovers(db_path):
         for leftover in folder.glob(f"{Path(db_path).name}.s3sync-*.tmp*"):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-
-
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _gen(number):

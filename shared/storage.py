@@ -228,7 +228,7 @@ class LocalStorage:
                 os.link(temp, path)   # atomic, and fails if the key exists: put-if-absent
             except FileExistsError:
                 raise Conflict(f"{path} already exists") from None
-            _fsync_dir(path.parent)
+            fsync(path.parent)
         finally:
             os.unlink(temp)
 
@@ -263,7 +263,8 @@ class LocalStorage:
             pass
 
 
-def _fsync_dir(path):
+def fsync(path):
+    """Flush a file, or a folder's entries (after a rename or link), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import peewee as pw
 
+from shared import sqlite
 from shared.errors import InputError
 from shared.records import COMMENT, COMMENT_COLUMNS, SUBMISSION, SUBMISSION_COLUMNS
 
@@ -106,29 +107,30 @@ _MODELS = {SUBMISSION: (Submission, SUBMISSION_COLUMNS), COMMENT: (Comment, COMM
 
 # --------------------------------------------------------------------------- schema versions
 
-def _v1_initial(db):
-    db.create_tables(TABLES)
+# Each step is frozen SQL (see shared/sqlite.py).
+_V1 = """
+CREATE TABLE "comment" ("id" VARCHAR(255) NOT NULL PRIMARY KEY, "subreddit" VARCHAR(255) NOT NULL,
+  "subreddit_name" VARCHAR(255) NOT NULL, "author" VARCHAR(255), "body" TEXT NOT NULL, "score" INTEGER NOT NULL,
+  "created_utc" REAL NOT NULL, "parent_id" VARCHAR(255) NOT NULL, "link_id" VARCHAR(255) NOT NULL,
+  "deleted" INTEGER NOT NULL, "removed" INTEGER NOT NULL);
+CREATE INDEX "comment_link_id" ON "comment" ("link_id");
+CREATE INDEX "comment_subreddit_created_utc" ON "comment" ("subreddit", "created_utc");
+CREATE TABLE "import_progress" ("source" VARCHAR(255) NOT NULL, "key" VARCHAR(255) NOT NULL,
+  "position" REAL NOT NULL, "line" INTEGER NOT NULL, "imported" INTEGER NOT NULL, "skipped" INTEGER NOT NULL,
+  "malformed" INTEGER NOT NULL, "fingerprint" VARCHAR(255), "done" INTEGER NOT NULL, PRIMARY KEY ("source", "key"));
+CREATE TABLE "submission" ("id" VARCHAR(255) NOT NULL PRIMARY KEY, "subreddit" VARCHAR(255) NOT NULL,
+  "subreddit_name" VARCHAR(255) NOT NULL, "author" VARCHAR(255), "title" TEXT NOT NULL, "selftext" TEXT NOT NULL,
+  "url" TEXT, "is_self" INTEGER NOT NULL, "over_18" INTEGER NOT NULL, "score" INTEGER NOT NULL,
+  "created_utc" REAL NOT NULL, "deleted" INTEGER NOT NULL, "removed" INTEGER NOT NULL);
+CREATE INDEX "submission_subreddit_created_utc" ON "submission" ("subreddit", "created_utc");
+"""
 
-
-# Append a step for every schema change; never edit a released one.
-MIGRATIONS = [_v1_initial]
+MIGRATIONS = [_V1]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def schema_version(db=None):
-    return (db or database).execute_sql("PRAGMA user_version").fetchone()[0]
-
-
-def migrate(db):
-    """Bring ``db`` up to SCHEMA_VERSION, one step per transaction."""
-    current = schema_version(db)
-    if current > SCHEMA_VERSION:
-        raise InputError(f"{db.database}: training DB schema version {current} is newer than this "
-                         f"release understands ({SCHEMA_VERSION}); upgrade ssi-bot")
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        with db.atomic():
-            MIGRATIONS[version - 1](db)
-            db.execute_sql(f"PRAGMA user_version = {version}")
+    return sqlite.schema_version(db or database)
 
 
 def open(path, must_exist=False):
@@ -139,19 +141,10 @@ def open(path, must_exist=False):
     if must_exist and str(path) != ":memory:" and not Path(path).is_file():
         raise InputError(f"{path}: no training DB yet (run python -m jobs.download first, "
                          "or set training.db in the config)")
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = pw.SqliteDatabase(str(path), pragmas={
-        "journal_mode": "wal",
-        "synchronous": "normal",     # WAL + normal: a crash loses at most the last commits, never corrupts
-        "busy_timeout": 30_000,
-        # 16 MB of page cache: dump rows arrive about in id order, so upserts touch few
-        # pages; 64 MB was no faster and grew the importer's memory by 50 MB.
-        "cache_size": -16_000,
-    })
+    # 16 MB of page cache: dump rows arrive about in id order, so upserts touch few
+    # pages; 64 MB was no faster and grew the importer's memory by 50 MB.
+    db = sqlite.open_database(path, MIGRATIONS, what="training DB", cache_size=-16_000)
     database.initialize(db)
-    db.connect(reuse_if_open=True)
-    migrate(db)
     return db
 
 

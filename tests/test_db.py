@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from shared import db
+from shared import db, training_db
 from shared.errors import InputError
 
 
@@ -47,12 +47,16 @@ def test_a_db_from_a_newer_release_is_refused(tmp_path):
         db.open(path)
 
 
-def test_models_match_the_schema_the_migrations_build(tmp_path):
-    db.open(tmp_path / "fresh.db")
-    for model in db.TABLES:
-        table = model._meta.table_name
-        columns = {row[1] for row in db.database.execute_sql(f'PRAGMA table_info("{table}")')}
-        assert columns == {f.column_name for f in model._meta.sorted_fields}, table
+@pytest.mark.parametrize("module", [db, training_db], ids=["state", "training"])
+def test_models_match_the_schema_the_migrations_build(tmp_path, module):
+    module.open(tmp_path / "fresh.db")
+    try:
+        for model in module.TABLES:
+            table = model._meta.table_name
+            columns = {row[1] for row in module.database.execute_sql(f'PRAGMA table_info("{table}")')}
+            assert columns == {f.column_name for f in model._meta.sorted_fields}, table
+    finally:
+        module.close()
 
 
 def test_wal_mode_and_foreign_keys(tmp_path):
