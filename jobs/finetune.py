@@ -319,7 +319,7 @@ def prepare_initial_model(settings, train_lines, target: Path) -> Path:
                          "both set: start from one of them")
     shutil.rmtree(target, ignore_errors=True)
     if settings.base_model:
-        source = base_model_directory(Path(settings.base_model))
+        source = generation.model_directory(Path(settings.base_model))
         target.mkdir(parents=True)
         for path in source.iterdir():
             if path.is_file() and path.name not in ("optimizer.pt", "scheduler.pt", "training_args.bin",
@@ -346,19 +346,6 @@ def prepare_initial_model(settings, train_lines, target: Path) -> Path:
         return target
     raise InputError("nothing to start from: pass --base-model DIR (a GPT-2 model directory) "
                      "or --init tiny|124M (a fresh model, no download), or set finetune.base_model")
-
-
-def base_model_directory(path: Path) -> Path:
-    """The GPT-2 model directory at ``path`` (or its best_model/); ModelError, one line, if it is not one."""
-    directory, shown = generation._model_directory(path, str(path))
-    try:
-        model_type = json_field(directory / "config.json", "model_type")
-    except ValueError as exc:
-        raise ModelError(f"{shown}: config.json is unreadable ({exc}) — {generation.EXPECTED_LAYOUT}") from None
-    if model_type != "gpt2":
-        raise ModelError(f"{shown}: config.json says model_type {model_type!r}, not 'gpt2' — "
-                         f"{generation.EXPECTED_LAYOUT}")
-    return directory
 
 
 def json_field(path: Path, name: str):

@@ -45,7 +45,8 @@ def run(config, bots, **_options):
         bot = by_name[item.bot]
         groups[(bot.model, astuple(bot.sampling))].append(item)
     for (model_dir, _), group in groups.items():
-        model = generation.load(model_dir)
+        model = generation.load(model_dir, backend=config.generation.backend,
+                                precision=config.generation.precision, device=config.generation.device)
         generate_group(model, group, by_name, config.generation.batch_size)
 
 

@@ -80,18 +80,16 @@ def test_cap_per_user(sandbox, world):
 
 def test_mention_guard_decays_deep_mention_loops(sandbox, world):
     post = sandbox.submit("alice", "test", "a loop", selftext="x")
-    parent = post["name"]
-    chain = []
-    for depth in range(9):
-        author = "chatty-gpt2" if depth % 2 == 0 else BOT
-        body = f"u/{BOT} answer me" if author != BOT else "no you"
-        parent = sandbox.comment(author, parent, body)["name"]
-        chain.append((depth, author, parent))
+    parent, chain = post["name"], []
+    for depth in range(9):  # two other bots summoning this one, deeper and deeper
+        author = "chatty-gpt2" if depth % 2 == 0 else "other-gpt2"
+        parent = sandbox.comment(author, parent, f"u/{BOT} answer me")["name"]
+        chain.append(parent)
     fetch.run(world, world.bots)
     decide.run(world, world.bots, seed=3)
-    p = {depth: decision(name).probability for depth, author, name in chain if author != BOT}
-    assert p[0] == p[2] == p[4] == 1.0
-    assert p[6] == pytest.approx(0.5, abs=0.01) and p[8] == 0.0
+    p = [decision(name).probability for name in chain]
+    assert p[:5] == [1.0] * 5
+    assert p[5:] == pytest.approx([0.75, 0.5, 0.25, 0.0], abs=0.01)
 
 
 def test_status_json_matches_the_db(sandbox, world):

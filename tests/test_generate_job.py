@@ -57,7 +57,7 @@ def test_every_queued_item_gets_text_or_a_reason(sandbox, world):
         if item.state == db.GENERATED:
             assert item.text and "<|" not in item.text
             accepted = [c for c in item.candidates if c.accepted]
-            assert len(accepted) == 1 and accepted[0].raw.endswith("<|")
+            assert len(accepted) == 1 and accepted[0].raw.endswith(("<|", "<|endoftext|>"))
         else:
             assert item.state == db.FAILED and item.reason.startswith("no acceptable text after 3 rounds")
     assert sum(i.state == db.GENERATED for i in items) >= 4

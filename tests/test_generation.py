@@ -1,4 +1,9 @@
-"""shared.generation: loading model directories and batched generation, on tiny local models."""
+"""shared.generation: loading model directories and batched generation, on tiny local models.
+
+Behaviour tests run on both backends (the ``backend`` fixture); tests of the transformers
+loop's internals name it. CTranslate2's own checks (conversion cache, agreement with
+transformers, the quality guard) are in tests/test_backends.py.
+"""
 
 import logging
 import shutil
@@ -8,7 +13,7 @@ import sys
 import pytest
 
 from shared.errors import ModelError
-from shared.generation import GenerationStats, Sampling, load
+from shared.generation import BACKENDS, GenerationStats, Sampling, load
 from tests.conftest import TINY_N_POSITIONS
 
 GREEDY = Sampling(temperature=0, max_new_tokens=20)
@@ -17,19 +22,25 @@ THREAD = ("<|soss r/test|><|sot|>What is this<|eot|><|sost|>Tell me about it<|eo
 PROMPTS = [THREAD, "<|sor|>", "Just a few words of text, the thread and the post title", "hi"]
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend in turn: the behaviour under test is the same on both."""
+    return request.param
+
+
 def prompt_of(model, n_tokens):
     """A prompt of exactly ``n_tokens`` tokens."""
-    ids = model.tokenizer("a b c d e f g h " * n_tokens)["input_ids"][:n_tokens]
-    text = model.tokenizer.decode(ids)
-    assert len(model.tokenizer(text)["input_ids"]) == n_tokens
+    ids = model.encode("a b c d e f g h " * n_tokens)[:n_tokens]
+    text = model.decode(ids)
+    assert len(model.encode(text)) == n_tokens
     return text
 
 
 # --- loading ---------------------------------------------------------------------------
 
-def test_loads_a_transformers_directory(tiny_model_dir):
-    model = load(tiny_model_dir)
-    assert model.n_positions == TINY_N_POSITIONS
+def test_loads_a_transformers_directory(tiny_model_dir, backend):
+    model = load(tiny_model_dir, backend=backend)
+    assert model.backend == backend and model.n_positions == TINY_N_POSITIONS
     [[reply]] = model.generate([THREAD], GREEDY)
     assert isinstance(reply, str) and reply
 
@@ -41,15 +52,37 @@ def test_loads_best_model_inside_a_run_folder(tmp_path, tiny_model_dir):
     assert load(tmp_path / "outputs" / "best_model") is model
 
 
-def test_loads_a_simpletransformers_directory_with_the_same_weights(simpletransformers_model_dir, tiny_model_dir):
+def test_loads_a_simpletransformers_directory_with_the_same_weights(simpletransformers_model_dir, tiny_model_dir,
+                                                                    backend):
     assert not (simpletransformers_model_dir / "tokenizer.json").exists()
-    model = load(simpletransformers_model_dir)
-    assert model.generate(PROMPTS, GREEDY) == load(tiny_model_dir).generate(PROMPTS, GREEDY)
+    model = load(simpletransformers_model_dir, backend=backend)
+    assert model.generate(PROMPTS, GREEDY) == load(tiny_model_dir, backend=backend).generate(PROMPTS, GREEDY)
 
 
 def test_a_model_is_loaded_once_per_path(tiny_model_dir):
     assert load(tiny_model_dir) is load(str(tiny_model_dir) + "/")
     assert load(tiny_model_dir) is load(tiny_model_dir / ".." / tiny_model_dir.name)
+
+
+def test_each_backend_and_precision_is_its_own_model(tiny_model_dir):
+    fp32 = load(tiny_model_dir, backend="transformers", precision="fp32")
+    assert load(tiny_model_dir, dtype="fp32") is fp32   # the older spelling
+    assert load(tiny_model_dir, backend="transformers", precision="bf16") is not fp32
+    assert load(tiny_model_dir, backend="ctranslate2", precision="int8") is not fp32
+    assert load(tiny_model_dir, precision="int8").backend == "ctranslate2"
+    assert load(tiny_model_dir, precision="bf16").backend == "transformers"
+
+
+@pytest.mark.parametrize("settings, problem", [
+    (dict(backend="transformers", precision="int8"), "generation.precision int8: backend transformers on cpu runs"),
+    (dict(backend="ctranslate2", precision="bf16", device="cpu"), "backend ctranslate2 on cpu runs int8, fp32"),
+    (dict(backend="onnx"), "generation.backend: expected auto, transformers or ctranslate2"),
+])
+def test_a_combination_no_backend_runs_is_a_config_error(tiny_model_dir, settings, problem):
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=problem):
+        load(tiny_model_dir, **settings)
 
 
 def broken_copy(tmp_path, tiny_model_dir, *remove):
@@ -77,11 +110,12 @@ def test_an_incomplete_directory_names_the_path_and_the_missing_piece(tmp_path, 
     assert "config.json, model.safetensors or pytorch_model.bin" in message
 
 
-def test_corrupt_weights_give_a_model_error(tmp_path, tiny_model_dir):
+def test_corrupt_weights_give_a_model_error(tmp_path, tiny_model_dir, backend):
     path = broken_copy(tmp_path, tiny_model_dir)
     (path / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ModelError, match=f"^{path}: cannot load the model"):
-        load(path)
+    with pytest.raises(ModelError, match=f"^{path}: cannot load the model") as raised:
+        load(path, backend=backend)
+    assert "\n" not in str(raised.value)
 
 
 def test_importing_generation_stays_light():
@@ -93,8 +127,8 @@ def test_importing_generation_stays_light():
 
 # --- generation ------------------------------------------------------------------------
 
-def test_returns_n_continuations_per_prompt_in_input_order(tiny_model_dir):
-    model = load(tiny_model_dir)
+def test_returns_n_continuations_per_prompt_in_input_order(tiny_model_dir, backend):
+    model = load(tiny_model_dir, backend=backend)
     sampling = Sampling(max_new_tokens=12, seed=3)
     replies = model.generate(PROMPTS, sampling, n=3, batch_size=6)
     assert [len(r) for r in replies] == [3, 3, 3, 3]
@@ -107,13 +141,19 @@ def test_returns_n_continuations_per_prompt_in_input_order(tiny_model_dir):
     assert batched == [model.generate([prompt], GREEDY, n=2)[0] for prompt in PROMPTS]
 
 
-def test_a_left_padded_row_generates_what_it_would_alone(tiny_model_dir):
-    model = load(tiny_model_dir)
+def test_a_row_among_longer_and_shorter_prompts_generates_what_it_would_alone(tiny_model_dir, backend):
+    """transformers left-pads the batch; CTranslate2 feeds the longer prompts step by step
+    (or splits the batch): either way a row's reply does not depend on its neighbours."""
+    model = load(tiny_model_dir, backend=backend)
     greedy = Sampling(temperature=0, repetition_penalty=1.5, max_new_tokens=20)
-    prompts = [prompt_of(model, 3), THREAD, prompt_of(model, 40)]
+    prompts = [prompt_of(model, 3), THREAD, prompt_of(model, 40), prompt_of(model, 38)]
     batched = model.generate(prompts, greedy, batch_size=16)
-    assert model.last_stats.batches == 1
-    assert model.last_stats.padded_prompt_tokens > model.last_stats.prompt_tokens  # really padded
+    stats = model.last_stats
+    assert stats.batches == 1
+    if backend == "transformers":
+        assert stats.padded_prompt_tokens > stats.prompt_tokens  # really padded
+    else:
+        assert stats.backend_calls < 4 and stats.decode_rows > stats.new_tokens - stats.rows  # fed step by step
     assert batched == [model.generate([p], greedy)[0] for p in prompts]
 
 
@@ -123,7 +163,7 @@ def test_greedy_replies_match_transformers_generate(tiny_model_dir):
     count the padding) all agree with the reference."""
     import torch
 
-    model = load(tiny_model_dir)
+    model = load(tiny_model_dir, backend="transformers")
     greedy = Sampling(temperature=0, repetition_penalty=1.3, max_new_tokens=30)
     replies = model.generate(PROMPTS, greedy, batch_size=16)
     for prompt, [reply] in zip(PROMPTS, replies):
@@ -149,11 +189,11 @@ def assert_cut_at_first_marker(reply, max_new_tokens, model):
     if first >= 0:
         assert first == len(reply) - 2, reply                # nothing after the first <|
     else:
-        assert len(model.tokenizer(reply)["input_ids"]) >= max_new_tokens - 2, reply  # ran out of tokens
+        assert len(model.encode(reply)) >= max_new_tokens - 2, reply  # ran out of tokens
 
 
-def test_every_row_stops_at_its_first_marker(rigged_model_dir):
-    model = load(rigged_model_dir(["<|"], strength=5.0))
+def test_every_row_stops_at_its_first_marker(rigged_model_dir, backend):
+    model = load(rigged_model_dir(["<|"], strength=5.0), backend=backend)
     replies = model.generate([THREAD, "hi"], Sampling(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=40,
                                                      seed=0), n=8)
     flat = [r for candidates in replies for r in candidates]
@@ -164,8 +204,8 @@ def test_every_row_stops_at_its_first_marker(rigged_model_dir):
     assert model.last_stats.closed_rows == len(closed)  # each stopped there, not cut afterwards
 
 
-def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir):
-    model = load(rigged_model_dir(["<", "|"], strength=8.0))
+def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir, backend):
+    model = load(rigged_model_dir(["<", "|"], strength=8.0), backend=backend)
     replies = model.generate([THREAD], Sampling(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=40,
                                                 seed=1), n=8)[0]
     for reply in replies:
@@ -175,7 +215,7 @@ def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir):
 
 
 def test_finished_rows_are_dropped_from_the_batch(rigged_model_dir):
-    model = load(rigged_model_dir(["<|"], strength=5.0))
+    model = load(rigged_model_dir(["<|"], strength=5.0), backend="transformers")
     sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=40, seed=0)
     model.generate([THREAD], sampling, n=16)
     stats = model.last_stats
@@ -188,15 +228,17 @@ def test_finished_rows_are_dropped_from_the_batch(rigged_model_dir):
     assert stats.tokens_per_second > 0
 
 
-def test_generation_stops_when_every_row_has_closed(rigged_model_dir):
-    model = load(rigged_model_dir(["<|"], strength=30.0))
+def test_generation_stops_when_every_row_has_closed(rigged_model_dir, backend):
+    model = load(rigged_model_dir(["<|"], strength=30.0), backend=backend)
     replies = model.generate(PROMPTS, Sampling(max_new_tokens=100, seed=0), n=2)
     assert all(r == ["<|", "<|"] for r in replies)
-    assert model.last_stats.forward_calls == 1 and model.last_stats.decode_rows == 0
+    assert model.last_stats.new_tokens == model.last_stats.rows
+    [[reply]] = model.generate([THREAD], Sampling(max_new_tokens=100, seed=0))
+    assert reply == "<|" and model.last_stats.forward_calls == 1 and model.last_stats.decode_rows == 0
 
 
-def test_prompt_and_reply_never_exceed_the_context(rigged_model_dir, caplog):
-    model = load(rigged_model_dir(["a"], strength=30.0))  # never closes: rows run to their limit
+def test_prompt_and_reply_never_exceed_the_context(rigged_model_dir, caplog, backend):
+    model = load(rigged_model_dir(["a"], strength=30.0), backend=backend)  # never closes: rows run to their limit
     sampling = Sampling(max_new_tokens=100, seed=0)
     # 60 + 68 = the context; a short row in the same batch keeps its full 100 tokens
     model.generate([prompt_of(model, 60), prompt_of(model, 5)], sampling)
@@ -213,15 +255,15 @@ def test_prompt_and_reply_never_exceed_the_context(rigged_model_dir, caplog):
     assert reply == "a" * 64
 
 
-def test_eos_ends_a_row_and_shows_as_endoftext(rigged_model_dir):
-    model = load(rigged_model_dir(["<|endoftext|>"], strength=30.0))
+def test_eos_ends_a_row_and_shows_as_endoftext(rigged_model_dir, backend):
+    model = load(rigged_model_dir(["<|endoftext|>"], strength=30.0), backend=backend)
     [[reply]] = model.generate([THREAD], Sampling(seed=0))
     assert reply == "<|endoftext|>"
     assert model.last_stats.eos_rows == 1
 
 
-def test_loss_is_lower_for_text_the_model_prefers(rigged_model_dir):
-    model = load(rigged_model_dir(["a"], strength=30.0))
+def test_loss_is_lower_for_text_the_model_prefers(rigged_model_dir, backend):
+    model = load(rigged_model_dir(["a"], strength=30.0), backend=backend)
     aaa, other = model.loss(["a" * 30, "hello there, a thread <|eor|>"])
     assert aaa < other
 
