@@ -73,7 +73,7 @@ def report(exc, log):
 def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=True, config_optional=False):
     """Parse arguments, load the config, take the job's lock and call ``run``."""
     # The offline jobs (config optional) work on training data, not on bots.
-    p = parser(name, doc, use_db=use_db, per_bot=not config_optional)
+    p = parser(name, doc, use_db=use_db and use_lock, per_bot=not config_optional)
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
