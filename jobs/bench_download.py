@@ -28,6 +28,8 @@ from pathlib import Path
 
 import zstandard
 
+from shared.records import base36
+
 ROOT = Path(__file__).resolve().parent.parent
 SUBREDDITS = ("SubSimGPT2Interactive", "science", "AskReddit", "funny")
 WORDS = ("the a of to and in is it you that he was for on are with as I his they be at one have this from "
@@ -47,16 +49,6 @@ def _text(rng, mean_words):
     return text
 
 
-def _base36(n):
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
-
 def _era_line(rng, i, posts):
     """One raw dump object; the era decides the field types, as in the real monthly dumps."""
     era = rng.choice(("2006", "2012", "2016", "2020", "2022api", "2024"))
@@ -67,7 +59,7 @@ def _era_line(rng, i, posts):
     author = "[deleted]" if rng.random() < 0.05 else f"user_{rng.randrange(5000)}"
     created_value = {"2012": str(created), "2024": float(created)}.get(era, created)
     if rng.random() < 0.15 or not posts:
-        post_id = _base36(10_000_000 + i)
+        post_id = base36(10_000_000 + i)
         posts.append(post_id)
         obj = {"author": author, "created_utc": created_value, "domain": f"self.{sub}", "id": post_id,
                "num_comments": rng.randrange(50), "over_18": rng.random() < 0.03,
@@ -86,14 +78,14 @@ def _era_line(rng, i, posts):
             obj["_meta"] = {"retrieved_2nd_on": created + 129600}
         return obj
     post_id = rng.choice(posts[-200:])
-    comment_id = _base36(2_000_000_000 + i)
+    comment_id = base36(2_000_000_000 + i)
     parent = rng.random()
     obj = {"author": author, "body": "[removed]" if rng.random() < 0.04 else _text(rng, 30),
            "controversiality": 0, "created_utc": created_value, "distinguished": None, "edited": False,
            "gilded": 0, "id": comment_id, "link_id": f"t3_{post_id}", "score": rng.randrange(-10, 900),
            "stickied": False, "subreddit": sub, "subreddit_id": "t5_2qh1i",
            "author_flair_css_class": None, "author_flair_text": None}
-    earlier = _base36(2_000_000_000 + max(0, i - rng.randrange(1, 50)))
+    earlier = base36(2_000_000_000 + max(0, i - rng.randrange(1, 50)))
     if era == "2022api":
         obj["parent_id"] = None if parent < 0.4 else int(earlier, 36)
         if obj["parent_id"] is None:

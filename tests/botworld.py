@@ -46,3 +46,12 @@ def run_job(name, config_path, *args, timeout=120, **popen):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **popen.pop("env", {})}
     return subprocess.run([sys.executable, "-m", f"jobs.{name}", "--config", str(config_path), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **popen)
+
+
+def assert_one_clear_error(done, *words):
+    """A CLI refused bad input the product's way: exit 2, one ERROR line naming ``words``, no traceback."""
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert word in errors[0], errors[0]

@@ -17,6 +17,7 @@ from jobs.bench_download import write_dump
 from shared import archive_api
 from shared.dumps import DumpReader
 from shared.records import normalise
+from tests.botworld import assert_one_clear_error, run_job
 from tests.archive_servers import (
     REALDATA, ArcticShiftServer, Fault, PushshiftServer, read_ndjson, real_comments, real_posts,
 )
@@ -196,44 +197,31 @@ def test_a_saved_api_answer_and_a_json_array_import_too(tmp_path):
 
 # --- bad input: one line, exit 2, nothing written ---------------------------------------------
 
-def _cli(config, *args):
-    return subprocess.run([sys.executable, "-m", "jobs.download", "--config", str(config), *args],
-                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
-
-
-def _one_clear_line(result, *words):
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "Traceback" not in result.stderr
-    for word in words:
-        assert word in errors[0]
-
-
 def test_a_missing_file_is_one_line_exit_2_and_no_db(tmp_path):
-    result = _cli(write_config(tmp_path), "dump", str(SCIENCE_ZST), str(tmp_path / "RC_2099-13.zst"))
-    _one_clear_line(result, "RC_2099-13.zst", "no such file")
+    result = run_job("download", write_config(tmp_path), "dump", str(SCIENCE_ZST), str(tmp_path / "RC_2099-13.zst"))
+    assert_one_clear_error(result, "RC_2099-13.zst", "no such file")
     assert not (tmp_path / "training.db").exists()
 
 
 def test_a_file_that_is_not_zstd_is_refused_before_anything_is_written(tmp_path):
     fake = tmp_path / "science_comments.zst"
     fake.write_bytes(SCIENCE_NDJSON.read_bytes()[:5000])
-    result = _cli(write_config(tmp_path), "dump", str(SCIENCE_NDJSON), str(fake))
-    _one_clear_line(result, "not a zstandard file", "rename it to .ndjson")
+    result = run_job("download", write_config(tmp_path), "dump", str(SCIENCE_NDJSON), str(fake))
+    assert_one_clear_error(result, "not a zstandard file", "rename it to .ndjson")
     assert not (tmp_path / "training.db").exists()
 
 
 def test_a_truncated_zst_names_the_line_and_keeps_what_came_before(tmp_path):
     cut = tmp_path / "science_comments.zst"
     cut.write_bytes(SCIENCE_ZST.read_bytes()[:150_000])
-    result = _cli(write_config(tmp_path), "dump", str(cut), "--batch-lines", "100")
-    _one_clear_line(result, "truncated", "after line")
+    result = run_job("download", write_config(tmp_path), "dump", str(cut), "--batch-lines", "100")
+    assert_one_clear_error(result, "truncated", "after line")
     assert 0 < len(rows(tmp_path / "training.db", "comment")) < 1569
 
 
 def test_an_unknown_subreddit_is_one_line_exit_2_and_leaves_no_rows(tmp_path):
-    result = _cli(write_config(tmp_path), "dump", str(SCIENCE_ZST), "--subreddit", "sciense")
-    _one_clear_line(result, "r/sciense", "r/science (1568)")
+    result = run_job("download", write_config(tmp_path), "dump", str(SCIENCE_ZST), "--subreddit", "sciense")
+    assert_one_clear_error(result, "r/sciense", "r/science (1568)")
     assert not (tmp_path / "training.db").exists()
 
 
@@ -323,8 +311,8 @@ def test_an_archive_that_keeps_failing_gives_up_with_one_line(tmp_path, no_waiti
 def test_a_server_that_answers_html_is_one_line_exit_2_and_no_db(tmp_path):
     with ArcticShiftServer(real_posts(), real_comments()) as server:
         server.html_always = True
-        result = _cli(write_config(tmp_path, arctic_shift_url=server.url), "arctic-shift", "--subreddit", "science")
-    _one_clear_line(result, "HTML page", server.url)
+        result = run_job("download", write_config(tmp_path, arctic_shift_url=server.url), "arctic-shift", "--subreddit", "science")
+    assert_one_clear_error(result, "HTML page", server.url)
     assert not (tmp_path / "training.db").exists()
 
 

@@ -1,14 +1,9 @@
 """jobs.export: filters, chains, the split, and samples that parse back into the DB's threads."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from jobs import download, export
 from jobs.export import (
@@ -19,6 +14,7 @@ from shared import training_db as tdb
 from shared.filters import DEFAULT_NEGATIVE_KEYWORDS, KeywordMatcher
 from shared.records import normalise
 from shared.tagging import LEGACY, REPLY_SENSE, parse_sample, recorded_thread
+from tests.botworld import assert_one_clear_error, run_job
 from tests.archive_servers import REALDATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,28 +285,15 @@ def test_eval_is_ten_percent_capped_at_3000_and_keeps_a_post_together():
 
 # --- bad input: one line, exit 2, nothing written ------------------------------------------------
 
-def _cli(config, *args):
-    return subprocess.run([sys.executable, "-m", "jobs.export", "--config", str(config), *args],
-                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
-
-
-def _one_clear_line(result, *words):
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "Traceback" not in result.stderr
-    for word in words:
-        assert word in errors[0]
-
-
 def test_an_unknown_subreddit_is_one_line_exit_2_and_writes_nothing(real_db, tmp_path):
-    result = _cli(write_config(tmp_path, db=str(real_db)), "--subreddit", "sciense", "--out", str(tmp_path / "out"))
-    _one_clear_line(result, "r/sciense", "r/science (163 posts)", "jobs.download")
+    result = run_job("export", write_config(tmp_path, db=str(real_db)), "--subreddit", "sciense", "--out", str(tmp_path / "out"))
+    assert_one_clear_error(result, "r/sciense", "r/science (163 posts)", "jobs.download")
     assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_training_db_is_one_line_exit_2(tmp_path):
-    result = _cli(write_config(tmp_path), "--subreddit", "science")
-    _one_clear_line(result, "no training DB", "jobs.download")
+    result = run_job("export", write_config(tmp_path), "--subreddit", "science")
+    assert_one_clear_error(result, "no training DB", "jobs.download")
     assert not (tmp_path / "training.db").exists()
 
 
