@@ -77,6 +77,7 @@ module is, so reading the config stays fast; a CTranslate2 model never imports t
 
 from __future__ import annotations
 
+import abc
 import functools
 import importlib.util
 import json
@@ -190,7 +191,7 @@ class StopFlags:
         return cls([False] * vocab_size, [False] * vocab_size, [False] * vocab_size)
 
 
-class Model:
+class Model(abc.ABC):
     """A loaded GPT-2 model and its tokenizer, whatever the backend; get one with ``load``.
 
     ``path``, ``backend``, ``precision`` ("fp32", "bf16", "fp16" or "int8"), ``device``
@@ -267,24 +268,24 @@ class Model:
             self.last_stats = stats
         return results
 
+    @abc.abstractmethod
     def loss(self, texts: list[str], batch_size: int = 2) -> list[float]:
         """Mean next-token cross-entropy (nats per token) of each text; exp() of it is perplexity.
 
         Texts longer than the context keep their first ``n_positions`` tokens; a text of
         fewer than two tokens has no next token to predict and gets NaN.
         """
-        raise NotImplementedError
 
     # --- what a backend provides -------------------------------------------------------
 
+    @abc.abstractmethod
     def _call(self, sampling: Sampling):
         """A context manager around one ``generate`` call; what it yields reaches
         ``_generate_batch`` (the seeded random state, for example)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _generate_batch(self, rows: list[list[int]], sampling: Sampling, call, stats: GenerationStats) -> list[str]:
         """The reply text of each row (token ids, longest first), in row order."""
-        raise NotImplementedError
 
     # --- shared by the backends ----------------------------------------------------------
 

@@ -295,7 +295,7 @@ def test_the_function_fits_lambda_limits_and_runs_one_invocation_at_a_time_witho
         low, high = value_range(template, p["MemorySize"])
         assert 128 <= low and high <= LAMBDA_MAX_MEMORY_MB, f"{name}: MemorySize {low}..{high} MB"
         low, high = value_range(template, p["Timeout"])
-        assert 1 <= low and high <= LAMBDA_MAX_TIMEOUT_S, f"{name}: Timeout {low}..{high} s"
+        assert low >= 1 and high <= LAMBDA_MAX_TIMEOUT_S, f"{name}: Timeout {low}..{high} s"
         assert 512 <= p["EphemeralStorage"]["Size"] <= LAMBDA_MAX_EPHEMERAL_MB
         assert p["PackageType"] == "Image"
         assert p["ReservedConcurrentExecutions"] == 1, f"{name}: the jobs of one DB must never overlap"
@@ -465,7 +465,7 @@ def test_cronjob_pods_have_sane_resources_and_run_unprivileged():
             for key in ("cpu", "memory"):
                 assert quantity(requests[key]) <= quantity(limits[key]), (key, requests[key], limits[key])
             memory = quantity(limits["memory"])
-            assert 1.5 * 2**30 <= memory <= 16 * 2**30, "room for one GPT-2 124M, no more than a node"
+            assert memory >= 1.5 * 2**30 and memory <= 16 * 2**30, "room for one GPT-2 124M, no more than a node"
             assert 0.25 <= quantity(limits["cpu"]) <= 16
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
