@@ -91,7 +91,8 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
         if not use_lock:
             run(config, bots, **options)
             return 0
-        with job_lock(name, config.db):
+        # The offline jobs work on the training DB: their lock lives beside it.
+        with job_lock(name, config.training.db if config_optional else config.db):
             run(config, bots, **options)
             if sync and s3sync.enabled(config):
                 db.close()
