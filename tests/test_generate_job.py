@@ -68,9 +68,7 @@ def test_best_of_n_candidates_share_one_batch(sandbox, world):
     post = sandbox.submit("alice", "test", "hello", selftext="x")
     for i in range(3):
         sandbox.comment(f"user{i}", post["name"], f"comment {i}")
-    fetch.run(world, world.bots)
-    decide.run(world, world.bots, seed=0)
-    generate.run(world, world.bots)
+    pipeline(world)
     stats = generation.load(world.bots[0].model).last_stats
     first_round = [c for c in db.Candidate.select().order_by(db.Candidate.id)][:12]
     assert len(first_round) == 12 and stats.rows <= 12
