@@ -1,7 +1,7 @@
 """Local stand-ins for the archive APIs (Arctic Shift, Pushshift/PullPush), for tests.
 
 Each is a stdlib ``http.server`` in a thread on a free port, serving real
-recorded objects from ../shared/realdata/pushshift/ in the real response
+recorded objects from tests/data/pushshift/ in the real response
 envelopes: Pushshift's 2022 ``{"data": [...], "error": null, "metadata":
 {...}}`` (the metadata copied from pushshift_api_envelopes.json) and Arctic
 Shift's ``{"data": [...]}`` with ``X-RateLimit-Remaining`` /
@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "pushshift"
+REALDATA = Path(__file__).resolve().parent / "data" / "pushshift"
 
 
 def read_ndjson(name):

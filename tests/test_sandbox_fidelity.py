@@ -1,7 +1,7 @@
 """The sandbox answers with reddit's shapes: same keys, same JSON types as real recordings.
 
 For each endpoint the sandbox serves, the recorded real responses of that endpoint
-(../shared/realdata/reddit_api, copied from PRAW's cassettes) are compared with the
+(tests/data/reddit_api, copied from PRAW's cassettes) are compared with the
 sandbox's answer in a similar situation, recursively: Listings, their children
 (t1, t3, inbox t1, t4), comment trees, form envelopes, token answers, /api/v1/me.
 
@@ -25,9 +25,7 @@ import requests
 from shared.sandbox import Sandbox
 from shared.sandbox.things import ADDED
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "reddit_api"
-if not REALDATA.is_dir():
-    pytest.skip(f"recorded reddit responses not found at {REALDATA}", allow_module_level=True)
+REALDATA = Path(__file__).resolve().parent / "data" / "reddit_api"
 
 # Keys the sandbox leaves out on purpose.
 OMITTED = {

@@ -7,7 +7,7 @@ to answer with an error instead of a result::
     raise ApiError(forbidden())
     raise ApiError(form_error("DELETED_COMMENT", "that comment has been deleted", "parent"))
 
-The bodies copy the recorded ones in ``shared/realdata/reddit_api`` (forbidden_403.json,
+The bodies copy the recorded ones in ``tests/data/reddit_api`` (forbidden_403.json,
 not_found_404.json, me_401_invalid_token.json, me_429_with_retry_after.json, ...).
 """
 

@@ -1,7 +1,7 @@
 """Reddit-shaped JSON: the full field sets reddit sends, and builders that fill them in.
 
 The templates below list every field of reddit's real objects (taken from the recorded
-responses in shared/realdata/reddit_api, which tests/test_sandbox_fidelity.py compares
+responses in tests/data/reddit_api, which tests/test_sandbox_fidelity.py compares
 against), with the value reddit sends for a fresh, unmoderated thing. Builders copy a
 template and fill in what the sandbox knows; they are pure (store rows in, dicts out)::
 
