@@ -17,10 +17,11 @@ import argparse
 import logging
 import sys
 
-from jobs import status
-from shared import cli, db, reddit, s3sync
+from jobs import Runner, install_signal_handlers, status
+from shared import cli
+from shared.bot import reddit
 from shared.config import load_config
-from shared.runner import Runner, install_signal_handlers
+from shared.state import db, replica
 
 log = logging.getLogger("run")
 
@@ -43,12 +44,12 @@ def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.verbose)
     if args.demo:
-        from shared import demo
-        return demo.main(cycles=4 if args.cycles is None else args.cycles)
+        from jobs import demo
+        return demo.run_demo(cycles=4 if args.cycles is None else args.cycles)
     try:
         config = load_config(args.config)
         reddit.check_credentials(config, config.bots)
-        s3sync.restore_if_missing(config)  # an empty disk starts from the newest snapshot
+        replica.restore_if_missing(config)  # an empty disk starts from the newest snapshot
         db.open(config.db)
     except Exception as exc:  # noqa: BLE001 - bad config: one line, exit 2
         return cli.report(exc, log)

@@ -2,8 +2,8 @@
 
     python -m jobs.decide [--config ssi-bot.yaml] [--bot NAME] [--seed N]
 
-For every item fetch stored (state ``seen``): PRODUCT.md's reply probability
-with the bot's weights (shared/decide.py), the spam caps (per hour, per day,
+For every item fetch stored (state ``seen``): the reply probability
+with the bot's weights (shared/bot/decide.py), the spam caps (per hour, per day,
 per thread, per author), then one random draw. The probability, the draw and
 the reasons are stored, and the item moves to ``queued`` or ``skipped``.
 
@@ -18,8 +18,9 @@ import logging
 import random
 import sys
 
-from shared import cli, db
-from shared.decide import Situation, cap_reached, reply_probability
+from shared import cli
+from shared.state import db
+from shared.bot.decide import Situation, cap_reached, reply_probability
 from shared.filters import KeywordMatcher
 
 log = logging.getLogger("decide")
@@ -38,7 +39,7 @@ def decide_bot(bot, rng, now):
     positive = KeywordMatcher(bot.positive_keywords)
     negative = KeywordMatcher(bot.negative_patterns())
     items = (db.Item.select()
-             .where((db.Item.bot == bot.name) & (db.Item.state == db.SEEN) & ~db.Item.key.startswith("submit:"))
+             .where((db.Item.bot == bot.name) & (db.Item.state == db.SEEN) & ~db.Item.is_submission)
              .order_by(db.Item.created_at, db.Item.id))
     queued = skipped = 0
     for item in items:

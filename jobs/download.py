@@ -36,7 +36,6 @@ no rows), one line naming the problem; 1 an archive that kept failing through ev
 from __future__ import annotations
 
 import argparse
-import calendar
 import contextlib
 import itertools
 import logging
@@ -50,9 +49,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from shared import cli
-from shared import training_db as tdb
-from shared.archive_api import ArcticShift, PushshiftCompatible, pages
-from shared.dumps import DUMP_SUFFIXES, DumpLine, DumpReader, check_dump, kind_hint
+from shared.training import corpus
+from shared.training.archive_api import ArcticShift, PushshiftCompatible, pages
+from shared.training.dumps import DUMP_SUFFIXES, DumpLine, DumpReader, check_dump, kind_hint
 from shared.errors import InputError
 from shared.records import RecordError, flatten_tree, normalise
 
@@ -65,19 +64,18 @@ SHOWN_MALFORMED = 10          # malformed lines logged one by one, per file; the
 # --- what to keep -----------------------------------------------------------------------------
 
 def parse_date(text: str) -> float:
-    """Epoch seconds from ``2021-01-31``, ``2021-01-31T12:00[:00]`` (UTC) or epoch seconds."""
+    """Epoch seconds from ``2021-01-31``, ``2021-01-31T12:00[:00]`` (UTC unless it names a zone) or epoch seconds."""
     text = text.strip()
     try:
         return float(text)
     except ValueError:
         pass
-    for form in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return float(calendar.timegm(datetime.strptime(text, form).timetuple()))
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2021-01-31, a UTC time like "
-                                     "2021-01-31T12:00, or epoch seconds")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date like 2021-01-31, a UTC time like "
+                                         "2021-01-31T12:00, or epoch seconds") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def subreddit_name(text: str) -> str:
@@ -151,19 +149,19 @@ def run(config, bots, command=None, files=(), subreddit=(), since=None, until=No
 def training_db_open(path):
     """The training DB, open; a DB this run created and left empty (bad input) is removed again."""
     created = str(path) != ":memory:" and not Path(path).exists()
-    tdb.open(path)
+    corpus.open(path)
     try:
         yield
     except InputError:
-        empty = not (tdb.Submission.select().exists() or tdb.Comment.select().exists()
-                     or tdb.ImportProgress.select().exists())
-        tdb.close()
+        empty = not (corpus.CorpusPost.select().exists() or corpus.CorpusComment.select().exists()
+                     or corpus.ImportProgress.select().exists())
+        corpus.close()
         if created and empty:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         raise
     finally:
-        tdb.close()
+        corpus.close()
 
 
 def require_rows(names, where, imports=()):
@@ -173,11 +171,11 @@ def require_rows(names, where, imports=()):
     is left as it was before the run.
     """
     for name in names:
-        if not tdb.has_rows(name):
+        if not corpus.has_rows(name):
             for progress in imports:
                 if progress.imported == 0:
-                    tdb.ImportProgress.delete().where((tdb.ImportProgress.source == progress.source)
-                                                      & (tdb.ImportProgress.key == progress.key)).execute()
+                    corpus.ImportProgress.delete().where((corpus.ImportProgress.source == progress.source)
+                                                      & (corpus.ImportProgress.key == progress.key)).execute()
             raise InputError(f"r/{name}: no posts or comments found in {where}; check the spelling "
                              "and the dates, or pass the right dump file")
 
@@ -218,9 +216,9 @@ def import_dump(path, scope, restart=False, batch_lines=BATCH_LINES, seen=None, 
     stat = path.stat()
     key = f"{path.resolve()}|{scope.key()}"
     fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
-    progress = tdb.progress_for("dump", key, fingerprint)
+    progress = corpus.progress_for("dump", key, fingerprint)
     if restart:
-        progress = tdb.ImportProgress(source="dump", key=key, fingerprint=fingerprint)
+        progress = corpus.ImportProgress(source="dump", key=key, fingerprint=fingerprint)
     if progress.done:
         log.info("%s: already imported (%d lines, %d rows); --restart imports it again",
                  path.name, progress.line, progress.imported)
@@ -297,7 +295,7 @@ class _Tally:
         progress = self.progress
         progress.position, progress.line, progress.done = line.end, line.number, done
         progress.imported, progress.skipped, progress.malformed = self.imported, self.skipped, self.malformed
-        tdb.store(rows, progress)
+        corpus.store(rows, progress)
 
 
 # --- APIs --------------------------------------------------------------------------------------
@@ -306,14 +304,14 @@ def download_query(client, source, name, what, scope, restart=False, progress_ba
     """Page one subreddit's posts or comments from an API into the open DB; resumable."""
     sub = name.lower()
     key = f"{what}:{sub}:since={scope.since or '-'}:until={scope.until or '-'}"
-    progress = tdb.progress_for(source, key)
+    progress = corpus.progress_for(source, key)
     if restart:
-        progress = tdb.ImportProgress(source=source, key=key)
+        progress = corpus.ImportProgress(source=source, key=key)
     if progress.done:
         log.info("r/%s %s: already downloaded up to %s; --restart fetches it again",
                  name, what, _day(scope.until))
         return progress
-    fresh = tdb.ImportProgress.get_or_none(source=source, key=key) is None or restart
+    fresh = corpus.ImportProgress.get_or_none(source=source, key=key) is None or restart
     after = (scope.since - 1 if scope.since is not None else None) if fresh else progress.position
     if not fresh:
         log.info("r/%s %s: resuming after %s", name, what, _day(after))
@@ -342,14 +340,14 @@ def download_query(client, source, name, what, scope, restart=False, progress_ba
             else:
                 progress.skipped += 1
         progress.position, progress.line = cursor, progress.line + len(items)
-        tdb.store(rows, progress)
+        corpus.store(rows, progress)
         bar.update(len(items))
         bar.set_postfix(stored=f"{progress.imported:,}", newest=_day(cursor), refresh=False)
     bar.close()
     if scope.until is not None:
         progress.done = True
         if progress.line:
-            tdb.store([], progress)
+            corpus.store([], progress)
     log.info("r/%s %s from %s: %d items read, %d rows stored, %d skipped, %d malformed (%d requests)",
              name, what, client.name, progress.line, progress.imported, progress.skipped,
              progress.malformed, client.requests)
@@ -360,7 +358,7 @@ def download_thread(client, post_id, restart=False):
     """One whole thread (the post and its comment tree) from Arctic Shift into the open DB."""
     post_id = post_id.strip().lower().removeprefix("t3_")
     key = f"thread:{post_id}"
-    progress = tdb.progress_for("arctic-shift", key)
+    progress = corpus.progress_for("arctic-shift", key)
     if progress.done and not restart:
         log.info("thread %s: already downloaded (%d rows)", post_id, progress.imported)
         return progress
@@ -385,9 +383,9 @@ def download_thread(client, post_id, restart=False):
             continue
         if row is not None:
             rows.append(row)
-    progress = tdb.ImportProgress(source="arctic-shift", key=key, line=len(posts) + len(comments),
+    progress = corpus.ImportProgress(source="arctic-shift", key=key, line=len(posts) + len(comments),
                                   imported=len(rows), malformed=malformed, done=True)
-    tdb.store(rows, progress)
+    corpus.store(rows, progress)
     log.info("thread %s: post and %d comments stored", post_id, len(rows) - 1)
     return progress
 

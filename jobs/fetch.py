@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from shared import cli, db, reddit
+from shared import cli
+from shared.state import db
+from shared.bot import reddit
 
 log = logging.getLogger("fetch")
 
@@ -53,7 +55,7 @@ def fetch_bot(client, bot):
     inbox = read_inbox(client, bot)
     new_items += inbox["items"]
     pending = [i.key for i in db.Item.select(db.Item.key).where(
-        (db.Item.bot == bot.name) & (db.Item.state == db.SEEN)) if not i.key.startswith("submit:")]
+        (db.Item.bot == bot.name) & (db.Item.state == db.SEEN)) if not i.is_submission]
     requests = resolve_ancestry(client, pending, levels=bot.reply.max_depth + 2)
     if inbox["read"]:
         client.inbox.mark_read(inbox["read"])
@@ -74,7 +76,7 @@ def read_listing(bot, kind, listing):
     for thing in listing(limit=LISTING_LIMIT if cursor else FIRST_RUN_LIMIT):
         if since is not None and thing.created_utc < since:
             break
-        records.append(reddit.record(thing))
+        records.append(reddit.thing_row(thing))
     if not records:
         return []
     with db.database.atomic():
@@ -99,11 +101,11 @@ def read_inbox(client, bot):
     # full comments through /api/info; messages are complete as they are.
     comments = [t.fullname for t in unread if t.fullname.startswith("t1_")]
     found = client.info(fullnames=comments) if comments else []
-    full = {r["fullname"]: r for r in (reddit.record(t) for t in found)}
+    full = {r["fullname"]: r for r in (reddit.thing_row(t) for t in found)}
     created = []
     with db.database.atomic():
         for thing in unread:
-            record = full.get(thing.fullname) or reddit.record(thing)
+            record = full.get(thing.fullname) or reddit.thing_row(thing)
             if thing.fullname.startswith("t1_") and thing.fullname not in full:
                 continue  # gone from reddit (deleted before we looked): nothing to answer
             created += store(bot, [record], reddit.inbox_source(thing))
@@ -149,7 +151,7 @@ def resolve_ancestry(client, fullnames, levels):
         if missing:
             found = list(client.info(fullnames=sorted(missing)))
             requests += -(-len(missing) // reddit.INFO_BATCH)
-            db.store_things([reddit.record(t) for t in found])
+            db.store_things([reddit.thing_row(t) for t in found])
         frontier = {thing.parent for thing in cached.values() if thing.parent and thing.parent.startswith("t1_")}
         if not frontier:
             break

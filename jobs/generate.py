@@ -23,12 +23,13 @@ import sys
 from collections import defaultdict
 from dataclasses import astuple
 
-from shared import cli, db, filters, generation, tagging
+from shared import cli, filters, generation, tagging
+from shared.state import db
 
 log = logging.getLogger("generate")
 
 # Comments and posts in a prompt: the item itself plus five ancestors, plus
-# the post (PRODUCT.md: at most 6 items, the post only at depth <= 5).
+# the post (docs/tag-format.md: at most 6 items, the post only at depth <= 5).
 PROMPT_ITEMS = 7
 
 
@@ -53,29 +54,24 @@ def run(config, bots, **_options):
 def generate_group(model, items, bots, batch_size):
     """Rounds of generation for ``items`` (same model and sampling) until each is done."""
     bot = bots[items[0].bot]
-    jobs = [Job(item, bots[item.bot]) for item in items]
-    for job in jobs:
-        if job.item.prompt != job.prompt:
-            job.item.prompt = job.prompt
-            job.item.save(only=[db.Item.prompt])
-    pending = jobs
+    pending = [QueuedItem(item, bots[item.bot]) for item in items]
+    for queued in pending:
+        if queued.item.prompt != queued.prompt:
+            queued.item.prompt = queued.prompt
+            queued.item.save(only=[db.Item.prompt])
     while pending:
-        outputs = model.generate([j.prompt for j in pending], generation.Sampling.from_settings(bot.sampling),
+        outputs = model.generate([q.prompt for q in pending], generation.Sampling.from_settings(bot.sampling),
                                  n=bot.sampling.candidates, batch_size=batch_size, progress=len(pending) > 4)
-        still = []
-        for job, candidates in zip(pending, outputs):
-            if not job.settle(candidates):
-                still.append(job)
-        pending = still
+        pending = [queued for queued, candidates in zip(pending, outputs) if not queued.settle(candidates)]
 
 
-class Job:
+class QueuedItem:
     """One queued item: its prompt, and the check its candidates must pass."""
 
     def __init__(self, item, bot):
         self.item, self.bot = item, bot
         self.negative = filters.KeywordMatcher(bot.negative_patterns())
-        if item.key.startswith("submit:"):
+        if item.is_submission:
             self.prompt = tagging.submission_prompt(item.subreddit, item.is_link, bot.dialect)
             self.thread_texts = []
         else:
@@ -86,7 +82,7 @@ class Job:
 
     def check(self, raw):
         """(fields to store, None) for an acceptable candidate, else (None, reason)."""
-        if self.item.key.startswith("submit:"):
+        if self.item.is_submission:
             parts = tagging.extract_submission(raw)
             if parts is None:
                 return None, "unclosed title"
@@ -114,7 +110,7 @@ class Job:
             if accepted:
                 item.move(db.GENERATED, gen_attempts=attempts, reason=None, **accepted)
                 log.info("%s %s: generated after %d round(s): %s", item.bot, item.key, attempts,
-                         preview(accepted.get("title") or accepted["text"]))
+                         cli.preview(accepted.get("title") or accepted["text"]))
                 return True
             summary = ", ".join(sorted(set(reasons)))
             if attempts >= self.bot.sampling.attempts:
@@ -136,11 +132,6 @@ def to_thread(chain):
         else:
             comments.append(tagging.Comment(author=thing.author, body=thing.body or ""))
     return tagging.Thread(post=post, comments=tuple(comments))
-
-
-def preview(text, width=80):
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def main(argv=None):

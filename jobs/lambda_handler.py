@@ -67,10 +67,12 @@ from pathlib import Path
 import yaml
 
 from jobs import status
-from shared import cli, db, reddit, s3sync
+from shared import cli
+from shared.state import db, replica
+from shared.bot import reddit
 from shared.config import load_config, parse_config
 from shared.errors import ConfigError, InputError
-from shared.runner import JOBS, Runner, install_signal_handlers
+from jobs import JOBS, Runner, install_signal_handlers
 
 log = logging.getLogger("lambda")
 
@@ -136,7 +138,7 @@ def run_event(event, remaining=None, stop=None):
     summary["restored"] = bring_up_to_date(config)
     db.open(config.db)
     try:
-        summary["base"] = s3sync.read_state(config.db).generation
+        summary["base"] = replica.read_state(config.db).generation
         budget = remaining() if remaining else None
         runner = Runner(dataclasses.replace(config, bots=bots), stop=stop)
         summary["ran"], summary["pushed"] = [], None
@@ -153,8 +155,8 @@ def run_event(event, remaining=None, stop=None):
             if not outcome["ok"]:
                 summary["ok"] = False
             try:
-                pushed = s3sync.push(config)
-            except s3sync.StaleState as exc:
+                pushed = replica.push(config)
+            except replica.StaleState as exc:
                 summary.update(ok=False, error=str(exc), stale=True)
                 break
             except Exception as exc:  # noqa: BLE001 - storage trouble: stop, report, let Lambda count it
@@ -163,7 +165,7 @@ def run_event(event, remaining=None, stop=None):
             if pushed is not None:
                 outcome["pushed"] = summary["pushed"] = pushed.generation
         summary["skipped"] = jobs[len(summary["ran"]):]
-        summary["generation"] = s3sync.read_state(config.db).generation
+        summary["generation"] = replica.read_state(config.db).generation
         summary["states"] = {name: report["states"] for name, report in status.collect(bots).items()}
     finally:
         db.close()
@@ -255,12 +257,12 @@ def load_cloud_config(work_dir):
         config = load_config(path)
         base, beside = path.resolve().parent, path.resolve().parent / "praw.ini"
     if os.environ.get("SSI_BOT_S3_BUCKET"):
-        config.s3.bucket, config.s3.directory = os.environ["SSI_BOT_S3_BUCKET"], None
+        config.snapshots.bucket, config.snapshots.directory = os.environ["SSI_BOT_S3_BUCKET"], None
     if os.environ.get("SSI_BOT_S3_PREFIX"):
-        config.s3.prefix = os.environ["SSI_BOT_S3_PREFIX"]
-    if config.s3.directory:
-        config.s3.directory = str(base / config.s3.directory)
-    if not s3sync.enabled(config):
+        config.snapshots.prefix = os.environ["SSI_BOT_S3_PREFIX"]
+    if config.snapshots.directory:
+        config.snapshots.directory = str(base / config.snapshots.directory)
+    if not replica.enabled(config):
         raise ConfigError("s3.bucket is empty: a scheduled run's disk is gone when it ends, so the state DB "
                           "must live in S3 (set s3.bucket in ssi-bot.yaml, or SSI_BOT_S3_BUCKET)")
     config.db = str(work_dir / "state.db")
@@ -357,15 +359,15 @@ def bring_up_to_date(config):
     past; a copy that was never pushed gives way to stored snapshots.
     """
     if not os.path.exists(config.db):
-        if s3sync.restore_if_missing(config):
-            return s3sync.read_state(config.db).generation
+        if replica.restore_if_missing(config):
+            return replica.read_state(config.db).generation
         return None
-    force = s3sync.read_state(config.db).known is None
-    if force and not s3sync.snapshots(config):
+    force = replica.read_state(config.db).known is None
+    if force and not replica.snapshots(config):
         return None
     try:
-        restored = s3sync.restore(config, force=force)
-    except s3sync.NoSnapshot:
+        restored = replica.restore(config, force=force)
+    except replica.NoSnapshot:
         return None
     return restored.generation if restored else None
 

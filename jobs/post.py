@@ -27,7 +27,9 @@ import sys
 
 import praw.const
 
-from shared import cli, db, reddit
+from shared import cli
+from shared.state import db
+from shared.bot import reddit
 from shared.errors import PermanentError, RateLimited, TransientError
 
 log = logging.getLogger("post")
@@ -63,7 +65,7 @@ def post_bot(client, bot, items):
     recent = None
     for item in items:
         try:
-            if recent is None and not item.key.startswith("submit:"):
+            if recent is None and not item.is_submission:
                 recent = recent_replies(client, bot)
             if item.key in (recent or {}):
                 _mark_posted(item, recent[item.key], "found", _open_attempt(item))
@@ -96,7 +98,7 @@ def post_item(client, bot, item):
     item.move(db.POSTING, post_attempts=item.post_attempts + 1, retry_at=None)
     try:
         with reddit.translated_errors():
-            result = submit(client, bot, item) if item.key.startswith("submit:") else reply(client, item)
+            result = submit(client, bot, item) if item.is_submission else reply(client, item)
     except TransientError as exc:
         attempt.outcome, attempt.reason, attempt.finished_at = "transient", str(exc), db.now()
         attempt.save()
@@ -121,7 +123,7 @@ def post_item(client, bot, item):
         item.move(db.POSTING, retry_at=db.now() + BACKOFF_SECONDS, reason="posted but not returned")
         return 0
     _mark_posted(item, result, "posted", attempt)
-    log.info("%s %s: posted %s: %s", item.bot, item.key, result, _preview(item))
+    log.info("%s %s: posted %s: %s", item.bot, item.key, result, cli.preview(item.title or item.text))
     return 1
 
 
@@ -160,7 +162,7 @@ def recover(client, bot, item):
     looks at the parent's replies, or the bot's newest posts for a submission.
     """
     with reddit.translated_errors():
-        found = find_submission(client, bot, item) if item.key.startswith("submit:") else find_reply(client, bot, item)
+        found = find_submission(client, bot, item) if item.is_submission else find_reply(client, bot, item)
     if not found:
         log.info("%s %s: earlier attempt left nothing on reddit; posting again", bot.name, item.key)
         return False
@@ -222,11 +224,6 @@ def _delay_rest(items, current, seconds):
     later = [i.id for i in items if i.id != current.id and i.state == db.GENERATED]
     if later:
         db.Item.update(retry_at=db.now() + seconds).where(db.Item.id.in_(later)).execute()
-
-
-def _preview(item, width=80):
-    text = " ".join((item.title or item.text or "").split())
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def add_arguments(parser):

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from shared import cli, db
+from shared import cli
+from shared.state import db
 
 log = logging.getLogger("prune")
 
@@ -54,7 +55,7 @@ def needed_things():
     """Fullnames of the Things that kept items use as prompts and for decisions."""
     keep = set()
     for item in db.Item.select(db.Item.key).where(db.Item.state.not_in(FINISHED)):
-        if not item.key.startswith("submit:"):
+        if not item.is_submission:
             keep.update(t.fullname for t in db.ancestry(item.key, 64))
     return keep
 

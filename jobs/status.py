@@ -15,7 +15,8 @@ import json
 import sys
 import time
 
-from shared import cli, db
+from shared import cli
+from shared.state import db
 
 RECENT_FAILURES = 5
 

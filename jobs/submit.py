@@ -2,10 +2,10 @@
 
     python -m jobs.submit [--config ssi-bot.yaml] [--bot NAME] [--seed N]
 
-For each ``submit:`` entry of a bot: time is cut into slots of
+For each ``submit`` entry of a bot: time is cut into slots of
 ``every_hours``; in each slot, at an allowed hour of the day (UTC, when
 ``hours_of_day`` is set), one post is queued: an item keyed
-``submit:SUBREDDIT:SLOT`` that generate gives a title and body (through the
+``submit:SUBREDDIT:SLOT`` (``db.submission_key``) that generate gives a title and body (through the
 same tagging and model as replies) and post submits with the entry's flair
 and NSFW flag. A share ``link_share`` of the posts are link posts.
 
@@ -21,7 +21,8 @@ import random
 import sys
 import time
 
-from shared import cli, db
+from shared import cli
+from shared.state import db
 
 log = logging.getLogger("submit")
 
@@ -30,7 +31,7 @@ PENDING = (db.QUEUED, db.GENERATED, db.POSTING)
 
 def slot_key(subreddit, every_hours, now):
     """The item key of the schedule slot that ``now`` falls in."""
-    return f"submit:{subreddit.lower()}:{int(now // (every_hours * 3600))}"
+    return db.submission_key(subreddit, int(now // (every_hours * 3600)))
 
 
 def run(config, bots, seed=None, now=None, **_options):
@@ -46,7 +47,7 @@ def run(config, bots, seed=None, now=None, **_options):
 
 def queue_slot(bot, schedule, now, rng):
     key = slot_key(schedule.subreddit, schedule.every_hours, now)
-    prefix = f"submit:{schedule.subreddit.lower()}:"
+    prefix = db.submission_key(schedule.subreddit)
     pending = db.Item.get_or_none((db.Item.bot == bot.name) & db.Item.key.startswith(prefix) &
                                   db.Item.state.in_(PENDING) & (db.Item.key != key))
     if pending is not None:

@@ -23,7 +23,7 @@ already at the newest snapshot changes nothing. Never loses an update: a push
 from a DB that is not based on the newest snapshot (another runner pushed
 since) is refused, exit 2, and so is a pull over a DB that is newer than the
 newest snapshot or was never synced; ``--force`` overrides both (see
-shared/s3sync.py). A missing bucket, missing or refused credentials and an
+shared/state/replica.py). A missing bucket, missing or refused credentials and an
 unreachable endpoint are one line and exit 2.
 """
 
@@ -33,7 +33,8 @@ import datetime
 import logging
 import sys
 
-from shared import cli, s3sync
+from shared import cli
+from shared.state import replica
 from shared.errors import InputError
 
 log = logging.getLogger("sync")
@@ -45,20 +46,20 @@ def run(config, bots=None, action="push", force=False, **_options):
     """Do ``action``; return what s3sync returned (Pushed, Restored, a list, or None)."""
     if action not in ACTIONS:
         raise InputError(f"sync: unknown action {action!r} (one of {', '.join(ACTIONS)})")
-    if action == "push" and not s3sync.enabled(config):
+    if action == "push" and not replica.enabled(config):
         log.info("s3.bucket and s3.directory are empty: nothing to push")
         return None
     if action == "push":
-        return s3sync.push(config, force=force)
+        return replica.push(config, force=force)
     if action == "pull":
-        return s3sync.restore(config, force=force)
-    found = s3sync.snapshots(config)
-    local = s3sync.local_generation(config.db)
+        return replica.restore(config, force=force)
+    found = replica.snapshots(config)
+    local = replica.local_generation(config.db)
     for snapshot in found:
         when = datetime.datetime.fromtimestamp(snapshot.modified, datetime.timezone.utc)
         mark = "  <- local DB" if snapshot.generation == local else ""
         print(f"{snapshot.generation:012d}  {when:%Y-%m-%d %H:%M:%S}Z  {snapshot.size:>12,d} B{mark}")
-    print(f"{len(found)} snapshot(s) in {s3sync.storage_for(config).describe()}")
+    print(f"{len(found)} snapshot(s) in {replica.storage_for(config).describe()}")
     return found
 
 

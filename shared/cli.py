@@ -9,7 +9,7 @@ run.py) and ends with::
     if __name__ == "__main__":
         sys.exit(main())
 
-Exit codes (PRODUCT.md): 0 done, also "nothing to do" and "already running";
+Exit codes: 0 done, also "nothing to do" and "already running";
 2 bad config or input, one clear line and no traceback; 1 anything unexpected,
 logged with its traceback.
 """
@@ -20,10 +20,10 @@ import argparse
 import logging
 import os
 
-from shared import db, s3sync
+from shared.state import db, replica
 from shared.config import load_config
 from shared.errors import ConfigError, InputError, SsiBotError
-from shared.lock import AlreadyRunning, job_lock
+from shared.state.lock import AlreadyRunning, job_lock
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DEFAULT_CONFIG = os.environ.get("SSI_BOT_CONFIG", "ssi-bot.yaml")
@@ -36,6 +36,12 @@ def setup_logging(verbose=False):
     # PRAW and urllib3 log every request at DEBUG; keep them out of -v unless asked.
     for noisy in ("prawcore", "urllib3", "filelock", "peewee"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def preview(text, width=80):
+    """``text`` on one line, cut to ``width`` characters with an ellipsis: for log lines."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def parser(name, doc, use_db=True, per_bot=True):
@@ -85,7 +91,7 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
         bots = config.select(getattr(args, "bot", []))
         sync = getattr(args, "sync", False)
         if sync:
-            s3sync.restore_if_missing(config)
+            replica.restore_if_missing(config)
         if use_db:
             db.open(config.db)
         if not use_lock:
@@ -94,9 +100,9 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
         # The offline jobs work on the training DB: their lock lives beside it.
         with job_lock(name, config.training.db if config_optional else config.db):
             run(config, bots, **options)
-            if sync and s3sync.enabled(config):
+            if sync and replica.enabled(config):
                 db.close()
-                s3sync.push(config)
+                replica.push(config)
         return 0
     except AlreadyRunning as exc:
         log.info(str(exc))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import yaml
 
 from shared.errors import ConfigError
 from shared.filters import DEFAULT_NEGATIVE_KEYWORDS
+from shared.generation.model import Sampling
 
 
 def _key(default=dataclasses.MISSING, help="", *, check=None, factory=None):
@@ -82,7 +84,7 @@ def _subreddit_name(value):
 
 @dataclass
 class ReplyWeights:
-    """PRODUCT.md's reply probability: a sum of weights, capped at 1, times the age decay."""
+    """The reply probability: a sum of weights, capped at 1, times the age decay (shared/bot/decide.py)."""
 
     base: float = _key(-0.1, "starting value of the sum")
     per_depth_level: float = _key(-0.05, "added per comment level below top level")
@@ -124,14 +126,17 @@ class Inbox:
 
 
 @dataclass
-class Sampling:
-    """How replies and posts are sampled from the model."""
+class BotSampling:
+    """How one bot's replies and posts are sampled: ``shared.generation.Sampling`` (whose
+    defaults are the product's) plus best-of-N."""
 
-    temperature: float = _key(0.8, "softmax temperature", check=_between(0.01, 5))
-    top_k: int = _key(40, "sample from the k likeliest tokens (0 = off)", check=_at_least(0))
-    top_p: float = _key(0.95, "nucleus sampling: smallest set with this total probability", check=_between(0.01, 1))
-    repetition_penalty: float = _key(1.008, "penalise tokens already in the text (1 = off)", check=_between(1, 3))
-    max_new_tokens: int = _key(256, "longest reply in tokens (also bounded by the model's context)",
+    temperature: float = _key(Sampling.temperature, "softmax temperature", check=_between(0.01, 5))
+    top_k: int = _key(Sampling.top_k, "sample from the k likeliest tokens (0 = off)", check=_at_least(0))
+    top_p: float = _key(Sampling.top_p, "nucleus sampling: smallest set with this total probability",
+                        check=_between(0.01, 1))
+    repetition_penalty: float = _key(Sampling.repetition_penalty, "penalise tokens already in the text (1 = off)",
+                                     check=_between(1, 3))
+    max_new_tokens: int = _key(Sampling.max_new_tokens, "longest reply in tokens (also bounded by the model's context)",
                                check=_at_least(1))
     candidates: int = _key(2, "best-of-N: candidates per item in one batch; the first that passes wins",
                            check=_at_least(1))
@@ -171,7 +176,7 @@ class Bot:
     reply: ReplyWeights = _key(help="reply probability weights", factory=ReplyWeights)
     caps: Caps = _key(help="spam caps", factory=Caps)
     inbox: Inbox = _key(help="inbox items to read", factory=Inbox)
-    sampling: Sampling = _key(help="sampling settings", factory=Sampling)
+    sampling: BotSampling = _key(help="sampling settings", factory=BotSampling)
     submit: list[SubmitSchedule] = _key(help="the bot's own posts, per subreddit", factory=list)
 
     def negative_patterns(self):
@@ -190,7 +195,8 @@ class Schedule:
     post: int = _key(60, "post generated replies and submissions", check=_at_least(0))
     submit: int = _key(300, "queue scheduled posts", check=_at_least(0))
     prune: int = _key(86400, "delete rows past the retention window", check=_at_least(0))
-    sync: int = _key(300, "snapshot the DB (when s3.bucket or s3.directory is set)", check=_at_least(0))
+    sync: int = _key(300, "snapshot the DB (when snapshots.bucket or snapshots.directory is set)",
+                     check=_at_least(0))
 
 
 @dataclass
@@ -206,10 +212,10 @@ class Generation:
 
 
 @dataclass
-class S3:
-    """Where the DB's snapshots live (off while bucket and directory are empty)."""
+class Snapshots:
+    """Where the DB's snapshots live: an S3 bucket or a folder (off while both are empty)."""
 
-    bucket: typing.Optional[str] = _key(None, "bucket name; empty = no sync")
+    bucket: typing.Optional[str] = _key(None, "S3 bucket name; empty = no sync")
     prefix: str = _key("ssi-bot/", "key prefix inside the bucket (or sub-folder of directory)")
     region: typing.Optional[str] = _key(None, "AWS region (empty = the SDK's default)")
     endpoint_url: typing.Optional[str] = _key(None, "any S3-compatible store (MinIO, R2, B2...)")
@@ -277,11 +283,13 @@ class Config:
     retention_days: float = _key(30.0, "prune rows older than this", check=_at_least(1))
     schedule: Schedule = _key(help="run.py's job intervals", factory=Schedule)
     generation: Generation = _key(help="model runtime", factory=Generation)
-    s3: S3 = _key(help="state snapshots in S3", factory=S3)
+    snapshots: Snapshots = _key(help="state DB snapshots in S3 or a folder (python -m jobs.sync)",
+                                factory=Snapshots)
     training: Training = _key(help="download and export (offline jobs)", factory=Training)
     finetune: Finetune = _key(help="python -m jobs.finetune (offline job)", factory=Finetune)
 
     path: typing.Optional[Path] = field(default=None, metadata={"internal": True})
+    warnings: list = field(default_factory=list, metadata={"internal": True})
 
     def bot(self, name):
         """The bot called ``name`` (case-insensitive), or ConfigError."""
@@ -384,9 +392,35 @@ def _check_bots(config, problems):
             problems.append(f"bots[{i}].submit: r/{sub} appears twice, expected one schedule per subreddit")
 
 
+# Keys that were renamed: old name -> new name. A file with the old name still loads,
+# with one warning line saying what to rename.
+RENAMED_KEYS = {"s3": "snapshots"}
+
+
+def _renamed(data, problems):
+    """``data`` with renamed top-level keys under their new names; warnings to log."""
+    if not isinstance(data, dict):
+        return data, []
+    data, warnings = dict(data), []
+    for old, new in RENAMED_KEYS.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if new in data:
+            problems.append(f"{old}: renamed to '{new}', and both are set: keep only '{new}'")
+            continue
+        data[new] = value
+        warnings.append(f"{old}: renamed to '{new}' (same keys); rename it in the file")
+    return data, warnings
+
+
 def parse_config(data, base_dir=Path(".")):
-    """Validate an already-parsed YAML mapping; return a Config or raise ConfigError."""
+    """Validate an already-parsed YAML mapping; return a Config or raise ConfigError.
+
+    Warnings about renamed keys are in ``config.warnings``.
+    """
     problems = []
+    data, warnings = _renamed(data, problems)
     config = _build(Config, data, "", problems)
     if config is not None:
         _check_bots(config, problems)
@@ -397,9 +431,10 @@ def parse_config(data, base_dir=Path(".")):
     for bot in config.bots:
         bot.model = str((base_dir / bot.model).resolve())
     config.training.db = str((base_dir / config.training.db).resolve())
-    if config.s3.directory:
-        config.s3.directory = str((base_dir / config.s3.directory).resolve())
+    if config.snapshots.directory:
+        config.snapshots.directory = str((base_dir / config.snapshots.directory).resolve())
     config.training.data_dir = str((base_dir / config.training.data_dir).resolve())
+    config.warnings = warnings
     return config
 
 
@@ -429,6 +464,8 @@ def load_config(path, optional=False):
     except ConfigError as exc:
         raise ConfigError([f"{path}: {p}" for p in exc.problems]) from None
     config.path = path
+    for warning in config.warnings:
+        logging.getLogger("config").warning("%s: %s", path, warning)
     return config
 
 

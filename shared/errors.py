@@ -61,3 +61,13 @@ class PermanentError(RedditError):
     def __init__(self, reason, message=""):
         self.reason = reason
         super().__init__(message or reason)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has none).
+
+    Libraries raise multi-line messages (tracebacks of child processes, pandas tables);
+    ssi-bot's errors quote only their first line.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

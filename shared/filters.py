@@ -1,4 +1,4 @@
-"""Checks on text: negative keywords, repetition of the thread, and reddit's limits.
+"""Checks on text: negative keywords, mentions of a user, repetition of the thread, reddit's limits.
 
 Negative keywords keep a bot away from distasteful text: the decide job does
 not answer it, the generate job rejects candidates containing it, and the
@@ -55,6 +55,25 @@ DEFAULT_NEGATIVE_KEYWORDS = (
 )
 
 SIMILARITY_THRESHOLD = 0.95   # a reply this similar to a text of its thread repeats it
+
+
+# --- mentions ----------------------------------------------------------------------------
+
+def _mention(name: str) -> re.Pattern:
+    # "u/NAME" or "/u/NAME", any case, where the name ends: reddit names are made of letters,
+    # digits, "_" and "-", so u/Lovebot-fan and u/Lovebot_2 are other people; after a word or
+    # a slash it is part of a link (reddit.com/u/NAME), not a mention
+    return re.compile(rf"(?<![\w/-])/?u/{re.escape(name)}(?![\w-])", re.IGNORECASE)
+
+
+def mentions(text: str | None, name: str) -> bool:
+    """True when ``text`` mentions ``u/NAME`` (see ``_mention`` for the rule)."""
+    return _mention(name).search(text or "") is not None
+
+
+def strip_mentions(text: str, name: str) -> str:
+    """``text`` without its mentions of ``u/NAME``; other names and links stay."""
+    return _mention(name).sub("", text)
 
 
 @dataclass(frozen=True)

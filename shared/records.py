@@ -4,7 +4,7 @@ The dumps (2005–2025), the Pushshift API (2021 v3.0 and the 2022 rewrite,
 which PullPush follows), Arctic Shift and reddit's own API all write
 submissions and comments as JSON objects, but fields come and go and change
 type between them. ``normalise`` turns any of them into one flat dict whose
-keys are the columns of ``shared/training_db.py``. Pure: plain data in,
+keys are the columns of ``shared/training/corpus.py``. Pure: plain data in,
 plain data out; no I/O, no clock.
 
 Usage::
@@ -206,8 +206,15 @@ def _subreddit(raw: dict) -> str:
     return name
 
 
-def _gone(texts, raw: dict) -> tuple[bool, bool]:
-    """(deleted, removed) from the texts and the removal fields."""
+def gone(texts, raw: dict) -> tuple[bool, bool]:
+    """(deleted, removed): whether a post's or comment's text is gone, and who took it.
+
+    The one rule for every source (the live API, dumps, archives): deleted by its author
+    (``[deleted]`` text, the ``[deleted by user]`` title of 2021+, ``removed_by_category``
+    deleted/author), or removed by moderators or reddit (``[removed]``, ``[ Removed by
+    Reddit ]``, any other ``removed_by_category``, ``banned_by``). ``texts`` are the
+    item's title and body (or its body); ``raw`` the object's other fields.
+    """
     stripped = [t.strip() for t in texts]
     deleted = DELETED in stripped or DELETED_TITLE in stripped
     removed = REMOVED in stripped or any(_REMOVED_BY_REDDIT.match(t) for t in stripped)
@@ -294,7 +301,7 @@ def _submission(raw: dict, row: dict) -> dict:
     else:
         domain = str(raw.get("domain") or "")
         is_self = domain.lower().startswith("self.") or bool(selftext)
-    deleted, removed = _gone((title, selftext), raw)
+    deleted, removed = gone((title, selftext), raw)
     row.update(title=title, selftext=selftext, url=clean_text(url) if url else None, is_self=is_self,
                over_18=_flag(raw.get("over_18", False)), deleted=deleted, removed=removed)
     return row
@@ -305,7 +312,7 @@ def _comment(raw: dict, row: dict) -> dict:
         raise RecordError("no link_id")
     link_id = bare_id(raw["link_id"], "link_id")
     body = unescape(clean_text(raw.get("body")))
-    deleted, removed = _gone((body,), raw)
+    deleted, removed = gone((body,), raw)
     row.update(body=body, parent_id=_parent_fullname(raw.get("parent_id"), link_id), link_id=link_id,
                deleted=deleted, removed=removed)
     return row

@@ -75,6 +75,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from shared.errors import InputError
+from shared.filters import strip_mentions
 
 # --- the tags: every other module imports them from here ------------------------------
 
@@ -356,6 +357,17 @@ def render_items(thread: Thread, dialect: str = REPLY_SENSE, *, nameless_last: b
     return ["".join(segments) for segments in _item_segments(thread, dialect, nameless_last)]
 
 
+def render_comment(comment: Comment, role: Role, dialect: str = REPLY_SENSE) -> str:
+    """One comment as tagged text in the given ``role``, whatever thread it came from.
+
+    For text made up outside a thread (``shared.training.model_init``'s synthetic samples);
+    a real thread's comments get their roles from ``render_items``.
+    """
+    _check_dialect(dialect)
+    author = None if comment.author is None else neutralise(comment.author)
+    return "".join(_comment_segments(Comment(author, neutralise(comment.body)), role, dialect))
+
+
 def training_sample(thread: Thread, dialect: str = REPLY_SENSE) -> str:
     """The whole thread as one training sample (one line), closed and ended.
 
@@ -374,14 +386,9 @@ def training_sample(thread: Thread, dialect: str = REPLY_SENSE) -> str:
 
 # --- prompts ----------------------------------------------------------------------------------
 
-def strip_mentions(text: str, bot_name: str) -> str:
-    """``text`` without ``u/BOT_NAME`` and ``/u/BOT_NAME`` (any case); ``u/BOT_NAME_fan`` stays."""
-    # A model shown its own name learns to write it at people, which reads wrong.
-    return re.sub(rf"(?<![\w-])/?u/{re.escape(bot_name)}(?![\w-])", "", text, flags=re.IGNORECASE)
-
-
 def _without_mentions(thread: Thread, bot_name: str) -> Thread:
     """Mentions stripped from every title and body; names in tags stay."""
+    # a model shown its own name learns to write it at people, which reads wrong
     def strip(text):
         return strip_mentions(text, bot_name)
 

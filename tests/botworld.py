@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from shared import db
+from shared.state import db
 from shared.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-# --- tiny GPT-2 models (built once per session by shared.model_init) -------------------
+# --- tiny GPT-2 models (built once per session by shared.training.model_init) -------------------
 
 TINY_N_POSITIONS = 128
 
@@ -17,7 +17,7 @@ TINY_N_POSITIONS = 128
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A byte-level BPE tokenizer (vocab 400) trained on a few hundred synthetic tagged threads."""
-    from shared.model_init import synthetic_tagged_text, train_tokenizer
+    from shared.training.model_init import synthetic_tagged_text, train_tokenizer
 
     return train_tokenizer(synthetic_tagged_text(300, seed=0), vocab_size=400)
 
@@ -29,7 +29,7 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
     Its weights are ten times GPT-2's usual scale, so attention is far from uniform and a
     wrong mask, position or cache entry changes the output.
     """
-    from shared.model_init import init_model
+    from shared.training.model_init import init_model
 
     return init_model("tiny", tiny_tokenizer, tmp_path_factory.mktemp("tiny") / "model",
                       n_positions=TINY_N_POSITIONS, seed=0, initializer_range=0.2)
@@ -104,7 +104,7 @@ def sandbox():
         yield sb
 
 
-# --- S3-compatible server (moto) for the state sync (shared/s3sync.py) -----------------
+# --- S3-compatible server (moto) for the state sync (shared/state/replica.py) -----------------
 
 class _S3Server:
     """moto's standalone S3 on 127.0.0.1: ``url`` for endpoint_url, ``new_bucket()`` for a fresh one."""
@@ -151,7 +151,7 @@ def s3_server():
             server.stop()
 
 
-# --- the demo model (shared/demo_model.py) -----------------------------------------------
+# --- the demo model (shared/training/demo_model.py) -----------------------------------------------
 
 @pytest.fixture(scope="session")
 def demo_model_dir():
@@ -159,6 +159,6 @@ def demo_model_dir():
     pipeline on generated threads. Built on first use (one to three minutes on 2 CPU cores),
     then cached in models/demo (gitignored) across sessions; rebuilt when incomplete or when
     its recipe or the tag format changed."""
-    from shared.demo_model import ensure_demo_model
+    from shared.training.demo_model import ensure_demo_model
 
     return ensure_demo_model(progress=False)

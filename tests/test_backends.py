@@ -1,4 +1,4 @@
-"""The CTranslate2 backend (shared/ct2.py) against the transformers one, and choosing between them.
+"""The CTranslate2 backend (shared/generation/ct2.py) against the transformers one, and choosing between them.
 
 The behaviour both backends share (stop rule, best-of-N, ordering, context limit) is
 pinned backend by backend in tests/test_generation.py; here: the conversion cache, the
@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from shared import ct2, generation
+from shared.generation import ct2
+from shared import generation
 from shared.generation import Sampling, load
 from tests.test_generation import PROMPTS, THREAD
 
@@ -177,7 +178,7 @@ def trained_tiny_model_dir(tmp_path_factory, tiny_tokenizer):
     import torch
     from transformers import GPT2LMHeadModel
 
-    from shared.model_init import init_model, synthetic_tagged_text
+    from shared.training.model_init import init_model, synthetic_tagged_text
 
     out = init_model("tiny", tiny_tokenizer, tmp_path_factory.mktemp("trained") / "model", n_positions=128, seed=0)
     model = GPT2LMHeadModel.from_pretrained(out)
@@ -205,7 +206,7 @@ def trained_tiny_model_dir(tmp_path_factory, tiny_tokenizer):
 
 
 def held_out_threads():
-    from shared.model_init import synthetic_tagged_text
+    from shared.training.model_init import synthetic_tagged_text
 
     texts = synthetic_tagged_text(60, seed=11)
     prompts = []

@@ -114,3 +114,14 @@ def test_exponent_floats_written_without_a_dot_are_numbers():
     config = parse_config({"finetune": {"learning_rate": "1e-4"}, "bots": [{"name": "A", "model": "m"}]})
     assert config.finetune.learning_rate == pytest.approx(1e-4)
     assert problems(minimal(reply={"base": "lots"})) == ["bots[0].reply.base: got 'lots', expected a number"]
+
+
+def test_the_old_s3_section_still_loads_with_one_warning_to_rename_it(tmp_path, caplog):
+    path = tmp_path / "ssi-bot.yaml"
+    path.write_text(yaml.safe_dump({**minimal(), "s3": {"bucket": "b", "prefix": "bots/"}}))
+    config = load_config(path)
+    assert (config.snapshots.bucket, config.snapshots.prefix) == ("b", "bots/")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: s3: renamed to 'snapshots' (same keys); rename it in the file"]
+    assert problems({**minimal(), "s3": {"bucket": "b"}, "snapshots": {"bucket": "c"}}) == [
+        "s3: renamed to 'snapshots', and both are set: keep only 'snapshots'"]

@@ -4,7 +4,8 @@ import sqlite3
 
 import pytest
 
-from shared import db, training_db
+from shared.state import db
+from shared.training import corpus
 from shared.errors import InputError
 
 
@@ -47,7 +48,7 @@ def test_a_db_from_a_newer_release_is_refused(tmp_path):
         db.open(path)
 
 
-@pytest.mark.parametrize("module", [db, training_db], ids=["state", "training"])
+@pytest.mark.parametrize("module", [db, corpus], ids=["state", "training"])
 def test_models_match_the_schema_the_migrations_build(tmp_path, module):
     module.open(tmp_path / "fresh.db")
     try:

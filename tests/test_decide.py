@@ -1,9 +1,9 @@
-"""PRODUCT.md's reply probability, as pure logic: worked examples, zeros, caps, mentions."""
+"""The reply probability, as pure logic: worked examples, zeros, caps, mentions."""
 
 import pytest
 
 from shared.config import parse_config
-from shared.decide import Situation, cap_reached, looks_like_bot, reply_probability
+from shared.bot.decide import Situation, cap_reached, looks_like_bot, reply_probability
 
 BOT = "TestBot-GPT2"
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from jobs import decide, fetch, status
-from shared import db
+from shared.state import db
 from tests.botworld import BOT, load, run_job, write_config
 
 

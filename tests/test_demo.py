@@ -36,7 +36,7 @@ def test_the_demo_model_answers_in_the_right_threads_with_clean_text(sandbox, wo
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     mine = sandbox.comments_by(BOT)
-    assert sorted(c["parent_id"] for c in mine) == sorted([post["name"], question["name"], thanks["name"]])
+    assert sorted(c["parent_id"] for c in mine) == sorted([post["name"], question["name"], thanks["name"]]), done.stderr
     for comment in mine:
         assert comment["body"].strip() and tagging.TAG_OPEN not in comment["body"]
     again = subprocess.run([sys.executable, "run.py", "--config", str(world), "--once"], cwd=ROOT,

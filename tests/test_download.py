@@ -13,9 +13,9 @@ import pytest
 import zstandard
 
 from jobs import download
-from jobs.bench_download import write_dump
-from shared import archive_api
-from shared.dumps import DumpReader
+from jobs.bench.download import write_dump
+from shared.training import archive_api
+from shared.training.dumps import DumpReader
 from shared.records import normalise
 from tests.botworld import assert_one_clear_error, run_job
 from tests.archive_servers import (

@@ -1,4 +1,4 @@
-"""jobs.export: filters, chains, the split, and samples that parse back into the DB's threads."""
+"""jobs.export and shared/training/export.py: filters, chains, the split, and samples that parse back into the DB's threads."""
 
 import json
 from pathlib import Path
@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 
 from jobs import download, export
-from jobs.export import (
+from shared.training.export import (
     BOT, DELETED, EMPTY, LOW_SCORE, NEGATIVE, NSFW, SHORT_TITLE, URL_ONLY, Rules, all_chains,
     best_chain, comment_problem, eval_groups, is_url_only, known_bots, post_problem, thread_of,
 )
-from shared import training_db as tdb
+from shared.training import corpus
+from shared.training import export as export_logic
 from shared.filters import DEFAULT_NEGATIVE_KEYWORDS, KeywordMatcher
 from shared.records import normalise
 from shared.tagging import LEGACY, REPLY_SENSE, parse_sample, recorded_thread
@@ -46,12 +47,12 @@ def run_export(config, *args):
 
 def db_rows(db_path):
     """(posts by id, comments by id) as dicts, straight from the DB."""
-    tdb.open(db_path)
+    corpus.open(db_path)
     try:
-        posts = {p["id"]: p for p in tdb.Submission.select().dicts()}
-        comments = {c["id"]: c for c in tdb.Comment.select().dicts()}
+        posts = {p["id"]: p for p in corpus.CorpusPost.select().dicts()}
+        comments = {c["id"]: c for c in corpus.CorpusComment.select().dicts()}
     finally:
-        tdb.close()
+        corpus.close()
     return posts, comments
 
 
@@ -259,13 +260,13 @@ def test_all_chains_gives_every_root_to_leaf_chain_best_first():
 
 def test_a_left_out_comment_takes_its_replies_with_it(tmp_path):
     db = tmp_path / "training.db"
-    tdb.open(db)
+    corpus.open(db)
     rows = [dict(post(), kind="submission"),
             dict(comment("a", "t3_p1", body="[removed]", score=50), kind="comment"),
             dict(comment("b", "t1_a", body="the best reply", score=99), kind="comment"),
             dict(comment("c", "t3_p1", body="plain", score=1), kind="comment")]
-    tdb.store(rows)
-    tdb.close()
+    corpus.store(rows)
+    corpus.close()
     config = write_config(tmp_path)
     assert run_export(config, "--subreddit", "test") == 0
     sample = (tmp_path / "data" / "train.txt").read_text().strip()
@@ -299,9 +300,9 @@ def test_a_missing_training_db_is_one_line_exit_2(tmp_path):
 
 def test_nothing_to_train_on_is_exit_2_and_writes_no_file(tmp_path):
     db = tmp_path / "training.db"
-    tdb.open(db)
-    tdb.store([dict(post(author="AutoModerator"), kind="submission")])
-    tdb.close()
+    corpus.open(db)
+    corpus.store([dict(post(author="AutoModerator"), kind="submission")])
+    corpus.close()
     assert run_export(write_config(tmp_path), "--subreddit", "test") == 2
     assert list((tmp_path / "data").iterdir()) == []
 
@@ -319,7 +320,7 @@ def test_a_failure_midway_leaves_the_previous_files_and_no_temporary_ones(real_d
             raise RuntimeError("disk full")
         return "x"
 
-    monkeypatch.setattr(export, "training_sample", failing)
+    monkeypatch.setattr(export_logic, "training_sample", failing)
     assert run_export(config, "--subreddit", "science", "--out", str(out), "--seed", "9") == 1
     assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
 

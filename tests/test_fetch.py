@@ -3,7 +3,7 @@
 import pytest
 
 from jobs import fetch
-from shared import db
+from shared.state import db
 from tests.botworld import BOT, load, run_job, write_config
 
 

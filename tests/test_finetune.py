@@ -1,4 +1,4 @@
-"""jobs.finetune: a tiny finetune on CPU, resuming, bad input; and the demo model (shared/demo_model.py).
+"""jobs.finetune: a tiny finetune on CPU, resuming, bad input; and the demo model (shared/training/demo_model.py).
 
 The finetunes here train `--init tiny` models (2 layers, width 64) on the demo corpus for a
 few dozen steps: seconds each, once simpletransformers is imported (about 5 s, once).
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import finetune
+from jobs import finetune as finetune_job
+from shared.training import finetune
 from shared import generation, tagging
-from shared.demo_model import Recipe, demo_samples, ensure_demo_model, is_built
+from shared.training.demo_model import Recipe, demo_samples, ensure_demo_model, is_built
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def bot_prompts(samples, count):
 
 def test_tiny_finetune_writes_a_best_model_that_the_bot_loads_and_that_closes_its_replies(
         tmp_path, corpus, one_thread):
-    assert finetune.main(tiny_args(corpus, tmp_path, "--epochs", "8", "--eval-every", "30")) == 0
+    assert finetune_job.main(tiny_args(corpus, tmp_path, "--epochs", "8", "--eval-every", "30")) == 0
 
     run_dir = tmp_path / "run"
     rows = progress_rows(run_dir)
@@ -126,7 +127,7 @@ def test_an_interrupted_finetune_resumes_from_its_last_checkpoint(tmp_path, corp
     run_dir = tmp_path / "run"
 
     die = True
-    assert finetune.main(args) == 130
+    assert finetune_job.main(args) == 130
     assert (run_dir / "checkpoint-20").is_dir()
     assert finetune.latest_checkpoint(run_dir).name == "checkpoint-10"
     assert [r["global_step"] for r in progress_rows(run_dir)] == [10]
@@ -134,7 +135,7 @@ def test_an_interrupted_finetune_resumes_from_its_last_checkpoint(tmp_path, corp
 
     die, saved[:] = False, []
     capsys.readouterr()
-    assert finetune.main(args) == 0
+    assert finetune_job.main(args) == 0
     log = capsys.readouterr().err
     assert "resuming from" in log and "checkpoint-10 (step 10)" in log
     steps = [finetune.checkpoint_step(Path(name)) for name in saved if name.startswith("checkpoint-")]
@@ -147,7 +148,7 @@ def test_an_interrupted_finetune_resumes_from_its_last_checkpoint(tmp_path, corp
     assert len(kept) == 2 and finetune.checkpoint_step(kept[-1]) == int(rows[-1]["global_step"])
 
     saved[:] = []
-    assert finetune.main(args) == 0          # finished: a rerun trains nothing
+    assert finetune_job.main(args) == 0          # finished: a rerun trains nothing
     assert saved == []
 
 
@@ -224,7 +225,7 @@ STUB = Recipe(posts=80, epochs=1, max_seq_length=128, evaluate_during_training_s
 
 def test_ensure_demo_model_builds_once_reuses_it_and_rebuilds_an_incomplete_one(tmp_path, one_thread,
                                                                                 monkeypatch):
-    from shared import demo_model
+    from shared.training import demo_model
 
     path = tmp_path / "models" / "demo"
     model_dir = ensure_demo_model(path, progress=False, recipe=STUB)
@@ -251,7 +252,7 @@ def test_a_failed_demo_build_leaves_nothing_that_looks_built(tmp_path, monkeypat
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(finetune, "run", killed)
+    monkeypatch.setattr(finetune, "finetune", killed)
     path = tmp_path / "demo"
     with pytest.raises(KeyboardInterrupt):
         ensure_demo_model(path, progress=False, recipe=STUB)

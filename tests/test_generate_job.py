@@ -3,7 +3,8 @@
 import pytest
 
 from jobs import decide, fetch, generate
-from shared import db, generation
+from shared.state import db
+from shared import generation
 from tests.botworld import BOT, load, write_config
 
 

@@ -66,7 +66,7 @@ def test_a_model_is_loaded_once_per_path(tiny_model_dir):
 
 def test_each_backend_and_precision_is_its_own_model(tiny_model_dir):
     fp32 = load(tiny_model_dir, backend="transformers", precision="fp32")
-    assert load(tiny_model_dir, dtype="fp32") is fp32   # the older spelling
+    assert load(tiny_model_dir, backend="transformers", precision="fp32") is fp32
     assert load(tiny_model_dir, backend="transformers", precision="bf16") is not fp32
     assert load(tiny_model_dir, backend="ctranslate2", precision="int8") is not fp32
     assert load(tiny_model_dir, precision="int8").backend == "ctranslate2"

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from jobs import lambda_handler
-from shared import s3sync
+from shared.state import replica
 from shared.errors import ConfigError, InputError
-from shared.storage import S3Storage
+from shared.state.storage import S3Storage
 from tests.botworld import BOT, ROOT
 from tests.test_infra import lambda_schedules, load_template, scheduler_input
 
@@ -75,7 +75,7 @@ def in_sandbox(cloud, name):
 def stored(cloud):
     """[(generation, base)] of the snapshots in the bucket, oldest first."""
     storage = S3Storage(cloud["bucket"], prefix=PREFIX)
-    return [(s.generation, int(storage.get(s.key).metadata["base"])) for s in s3sync.list_snapshots(storage)]
+    return [(s.generation, int(storage.get(s.key).metadata["base"])) for s in replica.list_snapshots(storage)]
 
 
 def replies_by_parent(sandbox):
@@ -86,7 +86,7 @@ def replies_by_parent(sandbox):
 def newest_states(cloud, tmp_path):
     """Item states in the newest stored snapshot."""
     target = tmp_path / "check" / "state.db"
-    s3sync.restore_db(target, S3Storage(cloud["bucket"], prefix=PREFIX))
+    replica.restore_db(target, S3Storage(cloud["bucket"], prefix=PREFIX))
     with contextlib.closing(sqlite3.connect(target)) as conn:
         return dict(conn.execute("SELECT state, COUNT(*) FROM item GROUP BY state").fetchall())
 
@@ -195,7 +195,7 @@ def test_bad_events_and_missing_state_storage_are_one_clear_error(cloud, monkeyp
 
 
 def test_cycle_means_every_online_job_in_the_order_the_data_flows():
-    from shared.runner import JOBS
+    from jobs import JOBS
     assert lambda_handler.event_jobs({"job": "cycle"}) == [j for j in JOBS if j != "sync"]
     with pytest.raises(InputError, match="pushes the state after each job"):
         lambda_handler.event_jobs({"job": "sync"})
@@ -217,7 +217,7 @@ def test_the_command_line_runs_the_same_path_with_a_mounted_config_and_praw_ini(
     folder = tmp_path / "etc"
     folder.mkdir()
     data = yaml.safe_load(cloud["s3"].get_object(Bucket=cloud["bucket"], Key=f"{PREFIX}ssi-bot.yaml")["Body"].read())
-    data["s3"] = {"bucket": cloud["bucket"], "prefix": PREFIX}
+    data["snapshots"] = {"bucket": cloud["bucket"], "prefix": PREFIX}
     (folder / "ssi-bot.yaml").write_text(yaml.safe_dump(data))
     (folder / "praw.ini").write_text(f"[{BOT}]\nclient_id=id\nclient_secret=s\nusername={BOT}\npassword=pw\n")
     folder.chmod(0o555)
@@ -242,7 +242,7 @@ def _invoke_in_its_own_sandbox(work_dir, event, barrier, results):
     """A second execution environment: its own /tmp, the same bucket. Both reach their first
     push only when both have restored and run their first job."""
     os.environ["SSI_BOT_WORK_DIR"] = work_dir
-    real_push = s3sync.push
+    real_push = replica.push
     waited = []
 
     def push_together(config, **options):
@@ -252,7 +252,7 @@ def _invoke_in_its_own_sandbox(work_dir, event, barrier, results):
                 barrier.wait(timeout=240)
         return real_push(config, **options)
 
-    s3sync.push = push_together
+    replica.push = push_together
     try:
         results.put(("returned", lambda_handler.handler(event, None)))
     except lambda_handler.RunFailed as exc:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobs import decide, fetch, generate, post, submit
-from shared import db
+from shared.state import db
 from shared.config import SubmitSchedule
 from tests.botworld import BOT, ROOT, load, write_config
 

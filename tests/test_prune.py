@@ -5,7 +5,7 @@ import time
 import pytest
 
 from jobs import prune
-from shared import db
+from shared.state import db
 from shared.config import parse_config
 
 DAY = 86400

@@ -8,8 +8,8 @@ import time
 import pytest
 import yaml
 
-from shared import db
-from shared.lock import job_lock
+from shared.state import db
+from shared.state.lock import job_lock
 from tests.botworld import BOT, ROOT, run_job, write_config
 
 

@@ -5,7 +5,7 @@ import calendar
 import pytest
 
 from jobs import submit
-from shared import db
+from shared.state import db
 from shared.config import parse_config
 
 BOT = "TestBot-GPT2"

@@ -1,4 +1,4 @@
-"""State sync (shared/s3sync.py, shared/storage.py, jobs/sync.py) against moto's S3 server
+"""State sync (shared/state/replica.py, shared/state/storage.py, jobs/sync.py) against moto's S3 server
 and a local directory: round trips, conditional writes under races, corrupt snapshots,
 one-line errors, and the wiring run.py and single-job runs use."""
 
@@ -17,11 +17,11 @@ import yaml
 import zstandard
 
 import jobs.sync
-from shared import db, s3sync
+from shared.state import db, replica
 from shared.config import load_config
 from shared.errors import ConfigError, InputError
-from shared.lock import job_lock
-from shared.storage import Conflict, LocalStorage, NotFound, S3Storage
+from shared.state.lock import job_lock
+from shared.state.storage import Conflict, LocalStorage, NotFound, S3Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def write_config(folder, **s3):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "ssi-bot.yaml"
-    path.write_text(yaml.safe_dump({"db": "state.db", "s3": s3}))
+    path.write_text(yaml.safe_dump({"db": "state.db", "snapshots": s3}))
     return path
 
 
@@ -44,7 +44,7 @@ def s3_config(tmp_path, s3_server):
 
 
 def storage_of(config):
-    return s3sync.storage_for(config)
+    return replica.storage_for(config)
 
 
 def add_rows(path, names, body="hello"):
@@ -69,7 +69,7 @@ def table_rows(path):
     """Every row of every table but the sync state, sorted: 'row for row' equality."""
     with contextlib.closing(sqlite3.connect(path)) as conn:
         names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                 if n != s3sync.STATE_TABLE]
+                 if n != replica.STATE_TABLE]
         rows = {name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr) for name in names}
         rows["user_version"] = conn.execute("PRAGMA user_version").fetchone()
     return rows
@@ -96,15 +96,15 @@ class ReplaceableS3:
 
     def __init__(self, s3_server, config):
         self.client = s3_server.client()
-        self.bucket = config.s3.bucket
-        self.prefix = config.s3.prefix
+        self.bucket = config.snapshots.bucket
+        self.prefix = config.snapshots.prefix
 
     def get(self, generation):
-        answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + s3sync.snapshot_key(generation))
+        answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + replica.snapshot_key(generation))
         return answer["Body"].read(), answer["Metadata"]
 
     def replace(self, generation, data, metadata):
-        self.client.put_object(Bucket=self.bucket, Key=self.prefix + s3sync.snapshot_key(generation),
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + replica.snapshot_key(generation),
                                Body=data, Metadata=metadata)
 
 
@@ -117,9 +117,9 @@ def test_round_trip_push_wipe_restore_equals_the_original_row_for_row(s3_config)
     assert pushed.generation == 1 and pushed.base == 0
     assert pushed.stored < pushed.size, "compressed"
     wipe(s3_config.db)
-    assert s3sync.restore_if_missing(s3_config) is True
+    assert replica.restore_if_missing(s3_config) is True
     assert table_rows(s3_config.db) == original
-    assert s3sync.read_state(s3_config.db).generation == 1
+    assert replica.read_state(s3_config.db).generation == 1
     db.open(s3_config.db)          # the restored file is a working state DB
     try:
         assert db.Thing.select().count() == 200
@@ -134,15 +134,15 @@ def test_round_trip_through_a_local_directory(tmp_path):
     assert jobs.sync.run(config, [], action="push").generation == 1
     assert (tmp_path / "nas" / "bot-a" / "snapshots" / "000000000001.db.zst").is_file()
     wipe(config.db)
-    assert s3sync.restore_if_missing(config) is True
+    assert replica.restore_if_missing(config) is True
     assert table_rows(config.db) == original
 
 
 def test_snapshot_metadata_holds_the_checksum_of_the_uncompressed_file_and_the_base(s3_config, s3_server):
     add_rows(s3_config.db, ["alice"])
-    first = s3sync.push(s3_config)
+    first = replica.push(s3_config)
     add_rows(s3_config.db, ["bob"])
-    second = s3sync.push(s3_config)
+    second = replica.push(s3_config)
     data, metadata = ReplaceableS3(s3_server, s3_config).get(2)
     raw = zstandard.ZstdDecompressor().decompress(data)
     assert metadata["sha256"] == hashlib.sha256(raw).hexdigest() == second.sha256
@@ -151,24 +151,24 @@ def test_snapshot_metadata_holds_the_checksum_of_the_uncompressed_file_and_the_b
 
 def test_pushing_an_unchanged_db_stores_nothing_even_right_after_a_restore(s3_config):
     add_rows(s3_config.db, ["alice"])
-    assert s3sync.push(s3_config).generation == 1
-    assert s3sync.push(s3_config) is None
+    assert replica.push(s3_config).generation == 1
+    assert replica.push(s3_config) is None
     wipe(s3_config.db)
-    s3sync.restore_if_missing(s3_config)
+    replica.restore_if_missing(s3_config)
     db.open(s3_config.db)          # opening (WAL, migrations) is not a change
     db.close()
-    assert s3sync.push(s3_config) is None
+    assert replica.push(s3_config) is None
     add_rows(s3_config.db, ["bob"])
-    assert s3sync.push(s3_config).generation == 2
-    assert [s.generation for s in s3sync.snapshots(s3_config)] == [1, 2]
+    assert replica.push(s3_config).generation == 2
+    assert [s.generation for s in replica.snapshots(s3_config)] == [1, 2]
 
 
 def test_retention_keeps_the_newest_snapshots(tmp_path):
     config = load_config(write_config(tmp_path / "runner", directory="nas", keep=3))
     for name in ("a", "b", "c", "d", "e"):
         add_rows(config.db, [name])
-        s3sync.push(config)
-    assert [s.generation for s in s3sync.snapshots(config)] == [3, 4, 5]
+        replica.push(config)
+    assert [s.generation for s in replica.snapshots(config)] == [3, 4, 5]
 
 
 # --------------------------------------------------------------------------- no lost update
@@ -182,27 +182,27 @@ def test_eight_concurrent_pushers_leave_a_linear_history_with_no_lost_update(s3_
     base_dir = tmp_path / "base"
     base = load_config(write_config(base_dir, bucket=bucket, endpoint_url=s3_server.url))
     add_rows(base.db, ["seed"])
-    s3sync.push(base)
+    replica.push(base)
 
     runners = 8
     paths = [tmp_path / f"runner{i}" / "state.db" for i in range(runners)]
     for path in paths:
-        s3sync.restore_db(path, storage_of(base))
+        replica.restore_db(path, storage_of(base))
     outcomes = {i: [] for i in range(runners)}
     stored = {}                     # generation -> (runner, sha256) as told by push_db
     start = threading.Barrier(runners)
     lock = threading.Lock()
 
     def runner(i):
-        storage = S3Storage(bucket, prefix=base.s3.prefix, endpoint_url=s3_server.url)  # own session
+        storage = S3Storage(bucket, prefix=base.snapshots.prefix, endpoint_url=s3_server.url)  # own session
         add_rows(paths[i], [f"runner{i}"])
         start.wait()
         for _attempt in range(runners + 2):
             try:
-                pushed = s3sync.push_db(paths[i], storage)
-            except s3sync.StaleState as exc:
+                pushed = replica.push_db(paths[i], storage)
+            except replica.StaleState as exc:
                 outcomes[i].append(("stale", str(exc)))
-                s3sync.restore_db(paths[i], storage)        # pull the newer state ...
+                replica.restore_db(paths[i], storage)        # pull the newer state ...
                 add_rows(paths[i], [f"runner{i}"])          # ... and redo this runner's change
                 continue
             with lock:
@@ -219,7 +219,7 @@ def test_eight_concurrent_pushers_leave_a_linear_history_with_no_lost_update(s3_
     assert all(outcome[-1][0] == "pushed" for outcome in outcomes.values()), outcomes
 
     storage = storage_of(base)
-    history = s3sync.list_snapshots(storage)
+    history = replica.list_snapshots(storage)
     assert [s.generation for s in history] == list(range(1, runners + 2)), "one stored snapshot per push"
     assert sorted(stored) == list(range(2, runners + 2))
     for snapshot in history[1:]:
@@ -229,7 +229,7 @@ def test_eight_concurrent_pushers_leave_a_linear_history_with_no_lost_update(s3_
     refusals = [why for outcome in outcomes.values() for kind, why in outcome if kind == "stale"]
     assert len(refusals) >= runners - 1, "the first round had one winner and seven refused"
     final = tmp_path / "final" / "state.db"
-    s3sync.restore_db(final, storage)
+    replica.restore_db(final, storage)
     assert thing_names(final) == {"seed"} | {f"runner{i}" for i in range(runners)}, "no lost update"
 
 
@@ -242,7 +242,7 @@ class StaleListing:
         self.hide_from = hide_from
 
     def list(self, prefix=""):
-        return [o for o in self.storage.list(prefix) if o.key < s3sync.snapshot_key(self.hide_from)]
+        return [o for o in self.storage.list(prefix) if o.key < replica.snapshot_key(self.hide_from)]
 
     def __getattr__(self, name):
         return getattr(self.storage, name)
@@ -251,47 +251,47 @@ class StaleListing:
 def test_a_runner_that_loses_the_race_for_a_number_is_refused_and_the_winner_is_kept(s3_config, tmp_path):
     storage = storage_of(s3_config)
     add_rows(s3_config.db, ["seed"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     other = tmp_path / "other" / "state.db"
-    s3sync.restore_db(other, storage)
+    replica.restore_db(other, storage)
     add_rows(s3_config.db, ["winner"])
-    won = s3sync.push(s3_config)
+    won = replica.push(s3_config)
     add_rows(other, ["loser"])
-    with pytest.raises(s3sync.StaleState, match="another runner stored snapshot 000000000002"):
-        s3sync.push_db(other, StaleListing(storage, hide_from=2))
-    assert storage.get(s3sync.snapshot_key(2)).metadata["sha256"] == won.sha256
-    assert [s.generation for s in s3sync.list_snapshots(storage)] == [1, 2], "not pushed as 3 either"
-    state = s3sync.read_state(other)
+    with pytest.raises(replica.StaleState, match="another runner stored snapshot 000000000002"):
+        replica.push_db(other, StaleListing(storage, hide_from=2))
+    assert storage.get(replica.snapshot_key(2)).metadata["sha256"] == won.sha256
+    assert [s.generation for s in replica.list_snapshots(storage)] == [1, 2], "not pushed as 3 either"
+    state = replica.read_state(other)
     assert (state.generation, state.pending_generation) == (1, None)
 
 
 def test_a_stale_runner_is_refused_with_exit_2_and_force_pushes_over(s3_config, tmp_path):
     add_rows(s3_config.db, ["seed"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     other_dir = tmp_path / "other"
-    other = load_config(write_config(other_dir, bucket=s3_config.s3.bucket,
-                                     endpoint_url=s3_config.s3.endpoint_url))
-    s3sync.restore(other)
+    other = load_config(write_config(other_dir, bucket=s3_config.snapshots.bucket,
+                                     endpoint_url=s3_config.snapshots.endpoint_url))
+    replica.restore(other)
     add_rows(s3_config.db, ["first"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     add_rows(other.db, ["second"])
     done = run_cli("push", "--config", str(other.path))
     assert done.returncode == 2, done.stderr
     assert "is based on snapshot 000000000001 but" in done.stderr and "holds 000000000002" in done.stderr
     assert "Traceback" not in done.stderr
-    assert [s.generation for s in s3sync.snapshots(other)] == [1, 2]
-    forced = s3sync.push(other, force=True)
+    assert [s.generation for s in replica.snapshots(other)] == [1, 2]
+    forced = replica.push(other, force=True)
     assert forced.generation == 3
-    assert storage_of(other).get(s3sync.snapshot_key(3)).metadata["forced"] == "1"
+    assert storage_of(other).get(replica.snapshot_key(3)).metadata["forced"] == "1"
 
 
 def test_a_fresh_db_never_pushes_over_existing_snapshots(s3_config, tmp_path):
     add_rows(s3_config.db, ["seed"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     fresh = tmp_path / "fresh" / "state.db"
     add_rows(fresh, ["empty-disk"])
-    with pytest.raises(s3sync.StaleState, match="never restored or pushed"):
-        s3sync.push_db(fresh, storage_of(s3_config))
+    with pytest.raises(replica.StaleState, match="never restored or pushed"):
+        replica.push_db(fresh, storage_of(s3_config))
 
 
 class DiesAfterUpload:
@@ -313,12 +313,12 @@ def test_a_push_killed_after_its_upload_is_adopted_not_called_stale(tmp_path):
     storage = storage_of(config)
     add_rows(config.db, ["alice"])
     with pytest.raises(KeyboardInterrupt):
-        s3sync.push_db(config.db, DiesAfterUpload(storage))
-    assert s3sync.read_state(config.db).pending_generation == 1
+        replica.push_db(config.db, DiesAfterUpload(storage))
+    assert replica.read_state(config.db).pending_generation == 1
     add_rows(config.db, ["bob"])
-    pushed = s3sync.push(config)
+    pushed = replica.push(config)
     assert (pushed.generation, pushed.base) == (2, 1)
-    assert s3sync.read_state(config.db).pending_generation is None
+    assert replica.read_state(config.db).pending_generation is None
 
 
 class InFlightConflictOnce:
@@ -343,7 +343,7 @@ def test_a_conflict_that_left_the_number_free_is_retried_not_called_stale(tmp_pa
     config = load_config(write_config(tmp_path / "runner", directory="nas"))
     add_rows(config.db, ["alice"])
     storage = InFlightConflictOnce(storage_of(config))
-    assert s3sync.push_db(config.db, storage).generation == 1
+    assert replica.push_db(config.db, storage).generation == 1
     assert storage.conflicts == 1
 
 
@@ -351,10 +351,10 @@ def test_a_conflict_that_left_the_number_free_is_retried_not_called_stale(tmp_pa
 
 def push_two(config):
     add_rows(config.db, ["alice"])
-    s3sync.push(config)
+    replica.push(config)
     first = table_rows(config.db)
     add_rows(config.db, ["bob"])
-    s3sync.push(config)
+    replica.push(config)
     return first
 
 
@@ -365,13 +365,13 @@ def test_a_truncated_snapshot_is_refused_and_the_previous_good_one_is_restored(s
     s3.replace(2, data[: len(data) // 2], metadata)
     wipe(s3_config.db)
     with caplog.at_level("INFO", logger="sync"):
-        restored = s3sync.restore(s3_config)
+        restored = replica.restore(s3_config)
     assert (restored.generation, restored.refused) == (1, [2])
     assert "refused snapshot 000000000002: not a whole zstd frame, truncated or corrupted" in caplog.text
     assert "trying 000000000001" in caplog.text
     assert table_rows(s3_config.db) == first
     add_rows(s3_config.db, ["carol"])
-    pushed = s3sync.push(s3_config)
+    pushed = replica.push(s3_config)
     assert (pushed.generation, pushed.base) == (3, 1), "the refused number is skipped, not taken again"
 
 
@@ -384,7 +384,7 @@ def test_a_snapshot_whose_bytes_do_not_match_its_checksum_is_refused(s3_config, 
     s3.replace(2, zstandard.ZstdCompressor().compress(bytes(raw)), metadata)
     wipe(s3_config.db)
     with caplog.at_level("INFO", logger="sync"):
-        assert s3sync.restore(s3_config).generation == 1
+        assert replica.restore(s3_config).generation == 1
     assert "refused snapshot 000000000002: sha256" in caplog.text and "does not match" in caplog.text
     assert table_rows(s3_config.db) == first
 
@@ -393,16 +393,16 @@ def test_a_snapshot_that_fails_quick_check_is_refused(tmp_path, caplog):
     config = load_config(write_config(tmp_path / "runner", directory="nas"))
     first = push_two(config)
     storage = storage_of(config)
-    blob = storage.get(s3sync.snapshot_key(2))
+    blob = storage.get(replica.snapshot_key(2))
     raw = bytearray(zstandard.ZstdDecompressor().decompress(blob.data))
     page = 4096
     raw[page: 2 * page] = os.urandom(page)            # a b-tree page full of noise, checksum to match
     metadata = dict(blob.metadata, sha256=hashlib.sha256(raw).hexdigest())
-    storage.delete(s3sync.snapshot_key(2))
-    storage.put_if_absent(s3sync.snapshot_key(2), zstandard.ZstdCompressor().compress(bytes(raw)), metadata)
+    storage.delete(replica.snapshot_key(2))
+    storage.put_if_absent(replica.snapshot_key(2), zstandard.ZstdCompressor().compress(bytes(raw)), metadata)
     wipe(config.db)
     with caplog.at_level("INFO", logger="sync"):
-        assert s3sync.restore(config).generation == 1
+        assert replica.restore(config).generation == 1
     assert "refused snapshot 000000000002" in caplog.text
     assert "quick_check" in caplog.text or "not a SQLite database" in caplog.text
     assert table_rows(config.db) == first
@@ -410,7 +410,7 @@ def test_a_snapshot_that_fails_quick_check_is_refused(tmp_path, caplog):
 
 def test_when_every_snapshot_is_corrupt_pull_is_one_clear_line_and_exit_2(s3_config, s3_server):
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     s3 = ReplaceableS3(s3_server, s3_config)
     data, metadata = s3.get(1)
     s3.replace(1, data[:10], metadata)
@@ -425,51 +425,51 @@ def test_when_every_snapshot_is_corrupt_pull_is_one_clear_line_and_exit_2(s3_con
 
 def test_pull_keeps_a_local_db_that_is_as_new_as_the_newest_snapshot(s3_config):
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     add_rows(s3_config.db, ["unpushed"])
-    assert s3sync.restore(s3_config) is None
+    assert replica.restore(s3_config) is None
     assert "unpushed" in thing_names(s3_config.db)
 
 
 def test_pull_keeps_a_local_db_newer_than_the_newest_snapshot(tmp_path):
     config = load_config(write_config(tmp_path / "runner", directory="nas"))
     push_two(config)
-    storage_of(config).delete(s3sync.snapshot_key(2))          # storage lost its newest
-    assert s3sync.restore(config) is None
+    storage_of(config).delete(replica.snapshot_key(2))          # storage lost its newest
+    assert replica.restore(config) is None
     assert thing_names(config.db) == {"alice", "bob"}
 
 
 def test_pull_refuses_a_never_synced_db_unless_forced(s3_config, tmp_path):
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     other = tmp_path / "other" / "state.db"
     add_rows(other, ["local-only"])
     with pytest.raises(InputError, match="was never restored or pushed: it is kept"):
-        s3sync.restore_db(other, storage_of(s3_config))
+        replica.restore_db(other, storage_of(s3_config))
     assert thing_names(other) == {"local-only"}
-    assert s3sync.restore_db(other, storage_of(s3_config), force=True).generation == 1
+    assert replica.restore_db(other, storage_of(s3_config), force=True).generation == 1
     assert thing_names(other) == {"alice"}
 
 
 def test_pull_takes_the_newer_snapshot_over_an_older_local_db(s3_config, tmp_path):
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     other = tmp_path / "other" / "state.db"
-    s3sync.restore_db(other, storage_of(s3_config))
+    replica.restore_db(other, storage_of(s3_config))
     add_rows(s3_config.db, ["bob"])
-    s3sync.push(s3_config)
-    assert s3sync.restore_db(other, storage_of(s3_config)).generation == 2
+    replica.push(s3_config)
+    assert replica.restore_db(other, storage_of(s3_config)).generation == 2
     assert thing_names(other) == {"alice", "bob"}
     assert not any(p.name.endswith((".tmp", "-wal", "-shm")) for p in other.parent.iterdir())
 
 
 def test_pull_never_replaces_a_db_another_connection_has_open(s3_config):
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     db.open(s3_config.db)
     try:
         with pytest.raises(InputError, match="is open by another process"):
-            s3sync.restore(s3_config, force=True)
+            replica.restore(s3_config, force=True)
     finally:
         db.close()
 
@@ -537,7 +537,7 @@ def test_an_unreachable_endpoint_is_one_clear_error(tmp_path):
     config = load_config(write_config(tmp_path, bucket="bucket", endpoint_url="http://127.0.0.1:9"))
     started = time.monotonic()
     with pytest.raises(ConfigError, match="cannot reach the endpoint"):
-        s3sync.snapshots(config)
+        replica.snapshots(config)
     assert time.monotonic() - started < 20
 
 
@@ -545,40 +545,40 @@ def test_pull_or_list_without_a_bucket_is_a_config_error_and_push_does_nothing(t
     config = load_config(write_config(tmp_path))
     add_rows(config.db, ["alice"])
     assert jobs.sync.run(config, [], action="push") is None
-    assert s3sync.restore_if_missing(config) is False
-    with pytest.raises(ConfigError, match="s3.bucket and s3.directory are empty"):
+    assert replica.restore_if_missing(config) is False
+    with pytest.raises(ConfigError, match="snapshots.bucket and snapshots.directory are empty"):
         jobs.sync.run(config, [], action="pull")
 
 
 # --------------------------------------------------------------------------- wiring
 
 def test_restore_if_missing_only_acts_on_a_missing_db_and_starts_empty_without_snapshots(s3_config):
-    assert s3sync.restore_if_missing(s3_config) is False, "no snapshot yet: a new bot starts empty"
+    assert replica.restore_if_missing(s3_config) is False, "no snapshot yet: a new bot starts empty"
     assert not os.path.exists(s3_config.db)
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     add_rows(s3_config.db, ["unpushed"])
-    assert s3sync.restore_if_missing(s3_config) is False, "an existing DB is left alone"
+    assert replica.restore_if_missing(s3_config) is False, "an existing DB is left alone"
     assert "unpushed" in thing_names(s3_config.db)
 
 
 def test_the_loop_pushes_through_the_sync_job_like_any_other_job(s3_config):
-    """What run.py does with "sync" in shared.runner.JOBS: restore before db.open, then
+    """What run.py does with "sync" in jobs.JOBS: restore before db.open, then
     Runner.run_job("sync") under the job lock; a stale push is logged, not raised."""
-    from shared.runner import Runner
+    from jobs import Runner
 
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     wipe(s3_config.db)
-    assert s3sync.restore_if_missing(s3_config) is True
+    assert replica.restore_if_missing(s3_config) is True
     db.open(s3_config.db)
     try:
         runner = Runner(s3_config)
         db.Thing.create(fullname="t1_bob", body="b", author="bob", created_utc=1.0)
         runner.run_job("sync")
         assert runner.failures == 0
-        assert [s.generation for s in s3sync.snapshots(s3_config)] == [1, 2]
-        s3sync.write_state(s3_config.db, generation=0, seen=0)   # pretend another runner pushed since
+        assert [s.generation for s in replica.snapshots(s3_config)] == [1, 2]
+        replica.write_state(s3_config.db, generation=0, seen=0)   # pretend another runner pushed since
         db.Thing.create(fullname="t1_carol", body="c", author="carol", created_utc=1.0)
         runner.run_job("sync")
         assert runner.failures == 1, "stale: refused and counted, the loop goes on"
@@ -589,18 +589,18 @@ def test_the_loop_pushes_through_the_sync_job_like_any_other_job(s3_config):
 def test_a_single_job_run_can_restore_run_and_push(s3_config, tmp_path):
     """The --sync path of a crontab or cloud-scheduler run on an empty disk."""
     add_rows(s3_config.db, ["alice"])
-    s3sync.push(s3_config)
+    replica.push(s3_config)
     wipe(s3_config.db)
-    assert s3sync.restore_if_missing(s3_config)
+    assert replica.restore_if_missing(s3_config)
     db.open(s3_config.db)
     try:
         with job_lock("fetch", s3_config.db):
             db.Thing.create(fullname="t1_bob", body="b", author="bob", created_utc=1.0)
-        assert s3sync.push(s3_config).generation == 2
+        assert replica.push(s3_config).generation == 2
     finally:
         db.close()
     wipe(s3_config.db)
-    assert s3sync.restore_if_missing(s3_config)
+    assert replica.restore_if_missing(s3_config)
     assert thing_names(s3_config.db) == {"alice", "bob"}
 
 
@@ -620,12 +620,12 @@ def test_a_job_run_with_sync_restores_an_empty_disk_runs_and_pushes(tmp_path):
     """crontab or a cloud scheduler on a fresh disk: ``python -m jobs.NAME --sync``."""
     snapshots = tmp_path / "snapshots"
     config = tmp_path / "ssi-bot.yaml"
-    config.write_text(yaml.safe_dump({"db": "state.db", "s3": {"directory": str(snapshots)}}))
+    config.write_text(yaml.safe_dump({"db": "state.db", "snapshots": {"directory": str(snapshots)}}))
     run = lambda: subprocess.run([sys.executable, "-m", "jobs.prune", "--config", str(config), "--sync"],  # noqa: E731
                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
     first = run()
     assert first.returncode == 0, first.stderr
-    assert [s.generation for s in s3sync.snapshots(load_config(config))] == [1]
+    assert [s.generation for s in replica.snapshots(load_config(config))] == [1]
     (tmp_path / "state.db").unlink()
     second = run()
     assert second.returncode == 0, second.stderr

@@ -1,4 +1,4 @@
-"""The tag format: exact strings of PRODUCT.md, prompts, extraction, and round trips."""
+"""The tag format: exact strings of docs/tag-format.md, prompts, extraction, and round trips."""
 
 import re
 
@@ -7,12 +7,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from shared.errors import InputError
+from shared.filters import strip_mentions
 from shared.tagging import (
     split_sample,
     END_OF_TEXT, LEGACY, LINK_POST_END, OP_REPLY_START, OWN_CHAIN_REPLY_START, REPLY_END, REPLY_START,
     SELF_POST_END, Comment, MalformedSample, Post, Role, Thread, comment_roles, decode_text, encode_text, escape,
     extract_reply, extract_submission, neutralise, parse_sample, recorded_thread, render_items, reply_prompt,
-    reply_role, strip_mentions, submission_prompt, training_sample,
+    reply_role, submission_prompt, training_sample,
 )
 
 SUB = "SubSimGPT2Interactive"
@@ -319,7 +320,7 @@ def test_prompt_keeps_the_bot_name_in_tags():
 
 
 def test_strip_mentions_leaves_other_users_alone():
-    assert strip_mentions("u/bot2 u/bot x/u/bot", "bot") == "u/bot2  x/"
+    assert strip_mentions("u/bot2 u/bot x/u/bot u/bot-fan", "bot") == "u/bot2  x/u/bot u/bot-fan"
 
 
 def test_prompt_is_capped_by_dropping_whole_leading_items():

@@ -8,13 +8,13 @@ loads them exactly like an operator's finetuned model.
 
 Usage::
 
-    from shared.model_init import synthetic_tagged_text, train_tokenizer, init_model
+    from shared.training.model_init import synthetic_tagged_text, train_tokenizer, init_model
 
     tokenizer = train_tokenizer(synthetic_tagged_text(300, seed=0), vocab_size=400)
     path = init_model("tiny", tokenizer, "models/tiny", n_positions=128, seed=0)
 
     # the benchmark model: GPT-2 small's shape (12 layers, 768 wide, vocab 50257)
-    python -m shared.model_init models/gpt2-124M-random --size 124M
+    python -m shared.training.model_init models/gpt2-124M-random --size 124M
 
 The real GPT-2 vocab files cannot be downloaded here, so the 124M model's tokenizer is a
 byte-level BPE trained to 50257 entries on generated text. Generation speed does not
@@ -33,9 +33,11 @@ import random
 from pathlib import Path
 from typing import Iterable
 
+from shared.tagging import END_OF_TEXT, Comment, Post, Role, Thread, render_comment, render_items
+
 log = logging.getLogger(__name__)
 
-ENDOFTEXT = "<|endoftext|>"
+ENDOFTEXT = END_OF_TEXT          # the only special token: bos, eos and unk, as in GPT-2
 GPT2_VOCAB_SIZE = 50257
 
 # Model shapes. "tiny" keeps a test's build well under a second; "124M" is GPT-2 small.
@@ -133,14 +135,15 @@ _COMMON_WORDS = (
     "people get more good really know because time he she we an or there out up from "
     "some will any lol yes thanks post comment reddit bot gpt sub thread op title"
 ).split()
+ROLES = (Role.REPLY, Role.OP_REPLY, Role.OWN_CHAIN_REPLY)
 _SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"] + ["th", "sh", "ch", "qu", "st"]
 
 
 def synthetic_tagged_text(n_lines: int, seed: int = 0, n_rare_words: int = 2000) -> list[str]:
     """``n_lines`` generated training samples in the tag format, one thread per line.
 
-    Each line is a self post with title, body and a few tagged comments, ending with
-    ``<|endoftext|>``. ``n_rare_words`` random syllable words enrich the vocabulary: a
+    Each line is a self post and a few comments in random roles, every item tagged with its
+    name by ``shared.tagging``, then ``<|endoftext|>``. ``n_rare_words`` random syllable words enrich the vocabulary: a
     few hundred lines with the default train a tiny tokenizer; about 60000 lines with
     200000 rare words reach vocab 50257.
     """
@@ -153,14 +156,13 @@ def synthetic_tagged_text(n_lines: int, seed: int = 0, n_rare_words: int = 2000)
 
     lines = []
     for _ in range(n_lines):
-        sub = rng.choice(rare)
-        parts = [f"<|soss r/{sub}|><|sot|>{sentence(rng.randint(3, 10))}<|eot|>",
-                 f"<|sost|>{sentence(rng.randint(5, 25))}<|eost|>"]
+        post = Post(rng.choice(rare), None, sentence(rng.randint(3, 10)), sentence(rng.randint(5, 25)))
+        parts = render_items(Thread(post, ()))
         for _ in range(rng.randint(1, 4)):
-            tag = rng.choice(["sor", "soopr", "soocr"])
-            author = rng.choice(rare)
-            parts.append(f"<|{tag} u/{author}|>{sentence(rng.randint(2, 20))}<|eo{tag[2:]}|>")
-        lines.append("".join(parts) + ENDOFTEXT)
+            # any role and any author: what a tokenizer or a benchmark prompt needs is the format
+            role, author = rng.choice(ROLES), rng.choice(rare)
+            parts.append(render_comment(Comment(author, sentence(rng.randint(2, 20))), role))
+        lines.append("".join(parts) + END_OF_TEXT)
     return lines
 
 

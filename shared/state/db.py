@@ -2,7 +2,7 @@
 
 Usage::
 
-    from shared import db
+    from shared.state import db
     db.open("ssi-bot.db")                  # creates or upgrades the schema
     item = db.Item.get(bot="MyBot", key="t1_abc")
 
@@ -17,7 +17,7 @@ Tables
   PostAttempt  every call to reddit that writes, with its outcome.
   Cursor       per-bot listing positions, so fetch resumes where it stopped.
 
-One item's life (ARCHITECTURE.md)::
+One item's life (docs/architecture.md)::
 
     seen ─decide─▶ skipped
          └──────▶ queued ─generate─▶ generated ─post─▶ posting ─▶ posted
@@ -28,7 +28,7 @@ the reddit call, which is what lets a later run know an outcome is unknown
 and look on reddit before posting again.
 
 Schema versions live in ``PRAGMA user_version``; ``open`` applies the missing
-steps of ``MIGRATIONS`` in order (shared/sqlite.py), so a DB made by an older
+steps of ``MIGRATIONS`` in order (shared/state/sqlite.py), so a DB made by an older
 release upgrades itself in place.
 """
 
@@ -38,8 +38,9 @@ import json
 import time
 
 import peewee as pw
+from playhouse.hybrid import hybrid_property
 
-from shared import sqlite
+from shared.state import sqlite
 
 database = pw.DatabaseProxy()
 
@@ -51,8 +52,20 @@ STATES = (SEEN, SKIPPED, QUEUED, GENERATED, POSTING, POSTED, FAILED)
 COMMITTED = (QUEUED, GENERATED, POSTING, POSTED)
 
 
+# An item that is one of the bot's own posts has this key: the schedule slot is in it, so a
+# slot can be queued only once (``submission_key``).
+SUBMISSION_PREFIX = "submit:"
+
+
 def now():
     return time.time()
+
+
+def submission_key(subreddit: str, slot: int | None = None) -> str:
+    """The item key of the bot's own post in ``subreddit`` for schedule ``slot``
+    ("submit:SUB:SLOT"); without a slot, the prefix every slot of that subreddit shares."""
+    prefix = f"{SUBMISSION_PREFIX}{subreddit.lower()}:"
+    return prefix if slot is None else f"{prefix}{slot}"
 
 
 class BaseModel(pw.Model):
@@ -98,7 +111,7 @@ class Item(BaseModel):
     """One bot's unit of work: something to maybe answer, or a post of its own."""
 
     bot = pw.CharField()
-    key = pw.CharField()                                # reddit fullname, or "submit:SUB:SLOT"
+    key = pw.CharField()                                # reddit fullname, or submission_key(SUB, SLOT)
     source = pw.CharField()                             # listing, mention, comment_reply, post_reply, message, schedule
     state = pw.CharField(default=SEEN, index=True)
     subreddit = pw.CharField(null=True)
@@ -120,6 +133,12 @@ class Item(BaseModel):
     class Meta:
         indexes = ((("bot", "key"), True), (("bot", "state"), False), (("bot", "thread"), False),
                    (("bot", "target_author"), False))
+
+    @hybrid_property
+    def is_submission(self):
+        """True for the bot's own posts; on the class, the same test as a query expression
+        (``Item.select().where(~Item.is_submission)``)."""
+        return self.key.startswith(SUBMISSION_PREFIX)
 
     def move(self, state, **changes):
         """Move to ``state`` (and set ``changes``) in one committed write."""
@@ -171,7 +190,7 @@ TABLES = [Thing, Item, Decision, Candidate, PostAttempt, Cursor]
 
 # --------------------------------------------------------------------------- schema versions
 
-# Each step is frozen SQL (see shared/sqlite.py).
+# Each step is frozen SQL (see shared/state/sqlite.py).
 _V1 = """
 CREATE TABLE "item" ("id" INTEGER NOT NULL PRIMARY KEY, "bot" VARCHAR(255) NOT NULL, "key" VARCHAR(255) NOT NULL,
   "source" VARCHAR(255) NOT NULL, "state" VARCHAR(255) NOT NULL, "subreddit" VARCHAR(255), "thread" VARCHAR(255),
@@ -291,7 +310,7 @@ def state_counts(bot=None):
 
 
 def store_things(records):
-    """Insert or refresh Things from plain records (shared.reddit.record).
+    """Insert or refresh Things from plain records (shared.bot.reddit.thing_row).
 
     A known depth is never forgotten: records read through /api/info carry no
     depth, while comment trees do. A record that changes nothing is not

@@ -7,7 +7,7 @@ next (retry soon, wait N seconds, give up).
 
 Usage::
 
-    from shared import reddit
+    from shared.bot import reddit
     client = reddit.connect(bot, config)        # praw.Reddit for the bot's praw.ini section
     with reddit.translated_errors():
         comment = client.comment("abc").reply(body="hi")
@@ -31,6 +31,7 @@ import praw.models
 import prawcore
 import prawcore.exceptions as core
 
+from shared import records
 from shared.errors import ConfigError, PermanentError, RateLimited, TransientError
 
 # /api/info takes at most 100 fullnames per request; PRAW splits longer lists.
@@ -140,7 +141,7 @@ def _name(value):
     return str(value)
 
 
-def record(thing):
+def thing_row(thing):
     """A plain dict with db.Thing's columns, from a PRAW Comment, Submission or Message.
 
     Reads only what PRAW already holds (``vars``), so it never triggers a
@@ -165,9 +166,7 @@ def record(thing):
             is_link=not data.get("is_self", True),
             link_flair=data.get("link_flair_text"),
             locked=bool(data.get("locked")),
-            removed=bool(data.get("removed_by_category")) and data.get("removed_by_category") != "deleted"
-            or body == "[removed]",
-            deleted=author is None or data.get("removed_by_category") == "deleted",
+            **_gone((data.get("title") or "", body), data),
             nsfw=bool(data.get("over_18")),
         )
     if fullname.startswith("t1_"):
@@ -178,13 +177,17 @@ def record(thing):
             submission=_link_id(data.get("link_id")),
             depth=data.get("depth") if isinstance(data.get("depth"), int) else None,
             locked=bool(data.get("locked")),
-            removed=body == "[removed]",
-            deleted=body == "[deleted]" or author is None,
+            **_gone((body,), data),
         )
     return dict(  # t4: a private message
         common, title=data.get("subject") or "", body=data.get("body") or "",
         parent=data.get("parent_id") or None,
     )
+
+
+def _gone(texts, data):
+    deleted, removed = records.gone(texts, data)
+    return {"deleted": deleted, "removed": removed}
 
 
 def _link_id(value):

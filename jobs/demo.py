@@ -1,6 +1,7 @@
 """The offline demo: a bot living on a local reddit, with no account and no network.
 
-    python run.py --demo [--cycles N]
+    python run.py --demo [--cycles N]          # the same as: python -m jobs.demo [--cycles N]
+    python -m jobs.demo --rebuild-model         # (re)build models/demo and exit
 
 Starts the reddit sandbox in this process, writes a config and praw.ini for a
 demo bot into ``.demo/`` (wiped at each start), makes sure the demo model
@@ -16,18 +17,21 @@ PRAW over HTTP, and model loading a real bot uses.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import random
 import shutil
+import sys
 import threading
+import time
 from pathlib import Path
 
 import yaml
 
-from jobs import status
-from shared import db
+from jobs import Runner, install_signal_handlers, status
+from shared import cli
 from shared.config import load_config
-from shared.runner import Runner, install_signal_handlers
+from shared.state import db
 
 log = logging.getLogger("demo")
 
@@ -141,9 +145,9 @@ def conversations(sandbox):
     return "\n".join(lines) or "  (the bot has not posted yet: run more cycles)"
 
 
-def main(cycles=4):
+def run_demo(cycles=4):
     """Run the demo for ``cycles`` cycles (0: until Ctrl-C); exit code."""
-    from shared.demo_model import ensure_demo_model
+    from shared.training.demo_model import ensure_demo_model
     from shared.sandbox import Sandbox
 
     # One line per bot event: the sandbox's request log would drown them.
@@ -171,3 +175,32 @@ def main(cycles=4):
         print(f"\nThe demo's config, praw.ini and state DB are in {DEMO_DIR}.")
         db.close()
     return 1 if runner.failures else 0
+
+
+def rebuild_model():
+    """Build models/demo again, even when a complete one is cached; exit code."""
+    from shared.training.demo_model import DEMO_DIR as MODEL_DIR, ensure_demo_model
+
+    started = time.perf_counter()
+    model_dir = ensure_demo_model(MODEL_DIR, progress=True, force=True)
+    print(f"demo model: {model_dir} (built in {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cycles", type=int, default=4, metavar="N",
+                        help="cycles before exiting (default %(default)s; 0 = until Ctrl-C)")
+    parser.add_argument("--rebuild-model", action="store_true",
+                        help="rebuild models/demo (export -> finetune on generated threads) and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    cli.setup_logging(args.verbose)
+    if args.cycles < 0:
+        parser.error(f"--cycles {args.cycles}: expected 0 (until Ctrl-C) or more")
+    return rebuild_model() if args.rebuild_model else run_demo(args.cycles)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,21 +1,21 @@
-"""The training DB: a subreddit's history, as the download job stores it and export reads it.
+"""The training corpus: a subreddit's history in its own DB, as download stores it and export reads it.
 
-One SQLite file (WAL), separate from the bot's state DB (``shared/db.py``):
+One SQLite file (WAL), separate from the bot's state DB (``shared/state/db.py``):
 it grows to gigabytes and is only needed offline. Its own ``DatabaseProxy``,
 so both can be open in one process.
 
 Usage::
 
-    from shared import training_db as tdb
-    tdb.open("training.db")                      # creates or upgrades the schema
-    tdb.store([row, ...], progress)              # upsert rows and save the position, in one transaction
-    tdb.Submission.select().where(tdb.Submission.subreddit == "science")
+    from shared.training import corpus
+    corpus.open("training.db")                   # creates or upgrades the schema
+    corpus.store([row, ...], progress)           # upsert rows and save the position, in one transaction
+    corpus.CorpusPost.select().where(corpus.CorpusPost.subreddit == "science")
 
 Tables
-  Submission      a post, keyed by its bare base-36 id (``"3hahrw"``).
-  Comment         a comment, keyed by its bare id; ``parent_id`` is a fullname
+  CorpusPost      a post, keyed by its bare base-36 id (``"3hahrw"``).
+  CorpusComment   a comment, keyed by its bare id; ``parent_id`` is a fullname
                   (``t1_…`` a comment, ``t3_…`` the post), ``link_id`` the post's
-                  bare id (the Submission key).
+                  bare id (the CorpusPost key).
   ImportProgress  how far each import got (``source``, ``key``): a dump file's
                   decompressed byte offset and line number, or an API query's
                   last ``created_utc``, so an interrupted run resumes there.
@@ -26,7 +26,7 @@ what makes an import killed at any instant resume without duplicating or
 losing a row. No column holds the time of the import, so importing the same
 data twice gives the same file contents.
 
-Schema versions live in ``PRAGMA user_version``, as in ``shared/db.py``.
+Schema versions live in ``PRAGMA user_version``, as in ``shared/state/db.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from shared import sqlite
+from shared.state import sqlite
 from shared.errors import InputError
 from shared.records import COMMENT, COMMENT_COLUMNS, SUBMISSION, SUBMISSION_COLUMNS
 
@@ -47,7 +47,9 @@ class BaseModel(pw.Model):
         database = database
 
 
-class Submission(BaseModel):
+class CorpusPost(BaseModel):
+    """A post of the training corpus (what download stored)."""
+
     id = pw.CharField(primary_key=True)                 # base-36, no t3_ prefix
     subreddit = pw.CharField()                          # lower case, for lookups
     subreddit_name = pw.CharField()                     # as reddit writes it
@@ -67,7 +69,9 @@ class Submission(BaseModel):
         indexes = ((("subreddit", "created_utc"), False),)
 
 
-class Comment(BaseModel):
+class CorpusComment(BaseModel):
+    """A comment of the training corpus."""
+
     id = pw.CharField(primary_key=True)                 # base-36, no t1_ prefix
     subreddit = pw.CharField()
     subreddit_name = pw.CharField()
@@ -101,13 +105,13 @@ class ImportProgress(BaseModel):
         primary_key = pw.CompositeKey("source", "key")
 
 
-TABLES = [Submission, Comment, ImportProgress]
-_MODELS = {SUBMISSION: (Submission, SUBMISSION_COLUMNS), COMMENT: (Comment, COMMENT_COLUMNS)}
+TABLES = [CorpusPost, CorpusComment, ImportProgress]
+_MODELS = {SUBMISSION: (CorpusPost, SUBMISSION_COLUMNS), COMMENT: (CorpusComment, COMMENT_COLUMNS)}
 
 
 # --------------------------------------------------------------------------- schema versions
 
-# Each step is frozen SQL (see shared/sqlite.py).
+# Each step is frozen SQL (see shared/state/sqlite.py).
 _V1 = """
 CREATE TABLE "comment" ("id" VARCHAR(255) NOT NULL PRIMARY KEY, "subreddit" VARCHAR(255) NOT NULL,
   "subreddit_name" VARCHAR(255) NOT NULL, "author" VARCHAR(255), "body" TEXT NOT NULL, "score" INTEGER NOT NULL,
@@ -215,7 +219,7 @@ def save_progress(progress):
 def subreddit_counts():
     """{subreddit (lower case): (display name, submissions, comments)} for the whole DB."""
     counts = {}
-    for model, slot in ((Submission, 1), (Comment, 2)):
+    for model, slot in ((CorpusPost, 1), (CorpusComment, 2)):
         query = (model.select(model.subreddit, pw.fn.MIN(model.subreddit_name), pw.fn.COUNT(model.id))
                  .group_by(model.subreddit).tuples())
         for sub, name, n in query:
@@ -228,5 +232,5 @@ def subreddit_counts():
 def has_rows(subreddit):
     """True when the DB holds a submission or a comment of ``subreddit`` (any case)."""
     sub = subreddit.lower()
-    return (Submission.select().where(Submission.subreddit == sub).exists()
-            or Comment.select().where(Comment.subreddit == sub).exists())
+    return (CorpusPost.select().where(CorpusPost.subreddit == sub).exists()
+            or CorpusComment.select().where(CorpusComment.subreddit == sub).exists())

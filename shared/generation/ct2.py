@@ -11,7 +11,7 @@ Features:
   directory renamed into place under a lock: two processes never convert one model at
   once, and none ever sees half a model.
 - Converting imports torch and transformers (about 5 s and 1 GB for 124M, once). A process
-  that has not imported torch runs it in a child (``python -m shared.ct2 MODEL_DIR int8``)
+  that has not imported torch runs it in a child (``python -m shared.generation.ct2 MODEL_DIR int8``)
   so that the bot's own process never loads torch: at run time the backend needs only
   ctranslate2, tokenizers and the converted files (130 MB of int8 weights for 124M).
 - ``CTranslate2Model`` generates with the same contract as the transformers backend:
@@ -25,7 +25,7 @@ Usage::
     from shared.generation import load
     model = load("models/my-bot", backend="ctranslate2")        # int8 on the CPU
 
-    python -m shared.ct2 models/my-bot int8                      # convert ahead of time
+    python -m shared.generation.ct2 models/my-bot int8                      # convert ahead of time
 
 Where it differs from the transformers backend, and why:
 
@@ -35,7 +35,7 @@ Where it differs from the transformers backend, and why:
 - Randomness: sampling draws from CTranslate2's own generator, so a seed reproduces a
   call on this backend, not the transformers backend's replies. That generator lives in
   the worker thread and is seeded once, at its first draw, so a seeded call runs on a
-  fresh ``ctranslate2.Generator`` (reloading the converted model: about 0.2 s for 124M);
+  fresh ``ctranslate2.Generator`` (reloading the converted model: a fraction of a second);
   unseeded calls use the resident one. Seeds are for tests and benchmarks.
 - Prompts of different lengths: CTranslate2 runs a batch's prompts together only up to
   the shortest one, then feeds the rest of each longer prompt one token per decode step,
@@ -45,23 +45,14 @@ Where it differs from the transformers backend, and why:
   ``int8_float32``; ``int8_float16`` on a GPU). The quality guard (tests/test_backends.py,
   ``python -m jobs.bench --quality``) keeps its perplexity within 2% of fp32.
 
-Speed, and what bounds it (``python -m jobs.bench``, GPT-2 124M, 200-token prompts, the
-2-core dev machine): 0.93 s per 64-token reply at batch 1, 226 tok/s at batch 16. At batch 1
-MKL's int8 kernels stream the 124 MB of weights per token at 10-12 GB/s, half the machine's
-bandwidth, and waking the second thread for each of a step's 49 matrix products costs a
-quarter of the time (perf: 40% MKL int8 GEMM, 26% kernel scheduling). At batch 16
-CTranslate2 copies the whole KV cache at every step (perf: memmove 29% of the samples) and
-attends over it in fp32 (14%); past 16 rows that copy slows every row down, hence
-MAX_ROWS_PER_CALL. Memory: the weights are held twice, as stored and packed for MKL (290
-MiB before the first token; CT2_PACKED_GEMM=0 saves 116 MiB and doubles the time per token),
-plus 19.5 MiB of fp32 KV cache per 264-token row.
+What bounds its speed and memory (profiles of ``python -m jobs.bench`` rows) is written up
+in docs/generation.md; the numbers are the README's Performance table.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -73,8 +64,11 @@ import sys
 import weakref
 from pathlib import Path
 
-from shared.errors import ModelError
-from shared.generation import GenerationStats, Model, Sampling, first_line
+from filelock import FileLock
+
+from shared.errors import ModelError, first_line
+from shared.files import replace_directory
+from shared.generation.model import GenerationStats, Model, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +98,8 @@ STEP_FIXED_MS = 8.0
 STEP_PER_ROW_MS = 2.5
 PROMPT_TOKEN_MS = 0.35
 # Rows per call: CTranslate2 copies the whole KV cache at every step, and past 16 rows of
-# 264 tokens that copy outgrows what the CPU's caches absorb: 227 tok/s at 16 rows, 200 at
-# 32 (jobs/bench.py, 2-core dev machine), and 16 rows need 740 MiB where 32 need 1.2 GiB.
+# 264 tokens that copy outgrows what the CPU's caches absorb: in jobs.bench, 32 rows in one
+# call made fewer tokens per second than 16 and needed far more memory.
 MAX_ROWS_PER_CALL = 16
 
 
@@ -124,7 +118,7 @@ def converted(model_dir: Path, quantization: str = "int8", shown: str = "") -> P
     if _fingerprint_of(target) == fingerprint:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.with_name(target.name + ".lock")):
+    with FileLock(target.with_name(target.name + ".lock")):
         if _fingerprint_of(target) == fingerprint:  # another process converted it meanwhile
             return target
         log.info("%s: converting for CTranslate2 (%s) into %s", shown, quantization, target)
@@ -168,20 +162,10 @@ def _fingerprint_of(target: Path):
         return None
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _convert_in_child(model_dir: Path, quantization: str, shown: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "shared.ct2", str(model_dir), quantization, "--in-process"],
+    done = subprocess.run([sys.executable, "-m", "shared.generation.ct2", str(model_dir), quantization, "--in-process"],
                           capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=Path(__file__).resolve().parents[2])
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {done.returncode}"
@@ -227,11 +211,7 @@ def convert(model_dir: Path, target: Path, quantization: str, fingerprint: str) 
     meta = {"fingerprint": fingerprint, "source": str(model_dir.resolve()), "quantization": quantization,
             "n_positions": config.n_positions, "eos_id": eos_id, "placeholders": placeholders}
     (temporary / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.rename(target, old)
-    os.rename(temporary, target)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(temporary, target)
 
 
 # --- the model -------------------------------------------------------------------------
@@ -422,7 +402,7 @@ def length_groups(lengths: list[int], reply_budget: int) -> list[tuple[int, int]
 def main(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m shared.ct2",
+    parser = argparse.ArgumentParser(prog="python -m shared.generation.ct2",
                                      description="Convert a GPT-2 model directory for CTranslate2 "
                                                  "(cached beside it; does nothing when up to date).")
     parser.add_argument("model_dir", help="a transformers or simpletransformers GPT-2 directory")

@@ -1,46 +1,17 @@
-"""The project's performance record: CPU generation, the dump import and the quality guard.
+"""The generation section of ``python -m jobs.bench``: every backend at every batch size.
 
-    python -m jobs.bench                      # everything (about 10 minutes on 2 cores)
-    python -m jobs.bench --quick              # a one-minute run: batch 1 and 16, fewer calls
-    python -m jobs.bench --only generation    # or download, or quality
-    python -m jobs.bench --quality            # add the quality guard on the demo model (builds it)
-    python -m jobs.bench --json out.json      # where the numbers go (default bench-results.json)
-
-Generation: on GPT-2 124M with random weights (built once into
-~/.cache/ssi-bot/bench/gpt2-124M-random, about 20 s), 200-token prompts and 64 new tokens per
-reply, side by side in one run:
-
-- ``original``: simpletransformers' LanguageGenerationModel, one prompt per call, as the
-  original bot did (it also built the model for every job: its cold start shows that cost);
-- ``transformers-fp32`` and ``transformers-bf16``: our batched loop (shared/generation.py);
-- ``ctranslate2-int8``: the CTranslate2 backend (shared/ct2.py);
-
-at batch 1, 4, 8, 16 and 32. Each configuration and batch size runs in its own child
-process (``python -m jobs.bench --worker SPEC``), so its peak RSS is its own and its cold
-start (process start to the first reply) is what a freshly started bot pays. The child
-imports the bot's own job module first, as the bot does. Replies run to 64 tokens whatever
-they say (a random model closes replies at random; the stop rule is still checked at every
-token), so every row measures the same work.
-
-Columns: tokens/s over the measured calls; p50/p95 of seconds per reply (a call's time
-divided by its replies); the child's peak RSS; model load time; cold start; the ratios to
-the original's batch-1 row; and ``others``, the CPU cores busy with other processes while
-the child ran (read from /proc/stat): numbers taken with ``others`` above 0.1 are noisy.
-
-Download: ``jobs.bench_download`` (a generated .zst dump imported by ``jobs.download``).
-
-Quality: on the demo model (shared/demo_model.py) and its eval file, perplexity in fp32,
-bf16 and int8, and the share of tag-valid replies (closed by ``<|`` with non-empty text)
-to prompts cut from the eval threads, greedy, per precision.
+Each configuration and batch size runs in its own child process (``python -m jobs.bench
+--worker SPEC``), so its peak RSS is its own and its cold start (process start to the first
+reply) is what a freshly started bot pays. The child imports the bot's own job module first,
+as the bot does. Replies run to 64 tokens whatever they say (a random model closes replies at
+random; the stop rule is still checked at every token), so every row measures the same work.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -48,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from jobs.bench import ROOT
+
 MODEL_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ssi-bot" / "bench" / "gpt2-124M-random"
 PROMPT_TOKENS = 200
 NEW_TOKENS = 64
@@ -104,8 +76,11 @@ def _original(spec: dict, prompts: list, calls: int) -> dict:
     from simpletransformers.language_generation import LanguageGenerationModel
 
     imported = time.time()
-    args = {"max_length": NEW_TOKENS, "do_sample": True, "temperature": 0.8, "top_k": 40, "top_p": 0.95,
-            "repetition_penalty": 1.008, "num_return_sequences": 1}
+    from shared.generation import Sampling
+
+    product = Sampling()        # the same sampling as our rows: both sides do the same work
+    args = {"max_length": NEW_TOKENS, "do_sample": True, "temperature": product.temperature, "top_k": product.top_k,
+            "top_p": product.top_p, "repetition_penalty": product.repetition_penalty, "num_return_sequences": 1}
     model = LanguageGenerationModel("gpt2", spec["model_dir"], args=args, use_cuda=False)
     loaded = time.time()
     produced = []
@@ -135,17 +110,15 @@ def _row(spec, seconds, tokens, batch, **times) -> dict:
         "config": spec["config"], "batch": batch, "calls": len(seconds), "replies": len(seconds) * batch,
         "new_tokens": tokens, "tokens_per_s": round(tokens / sum(seconds), 1),
         "s_per_reply_p50": round(statistics.median(per_reply), 3),
-        "s_per_reply_p95": round(_percentile(per_reply, 0.95), 3),
+        "s_per_reply_p95": round(_p95(per_reply), 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         **{name: round(value, 2) for name, value in times.items()},
     }
 
 
-def _percentile(ordered: list, q: float) -> float:
-    """The q-quantile of sorted values, interpolated (the max for fewer than 20 values at 0.95)."""
-    position = (len(ordered) - 1) * q
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def _p95(values: list) -> float:
+    """The 95th percentile, interpolated between the two nearest values."""
+    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
 
 
 # --- the parent: preparation, the runs, the table --------------------------------------
@@ -154,9 +127,9 @@ def prepare_model(model_dir: Path) -> Path:
     """The 124M random model (built when missing), its CT2 conversion, and the page cache warm."""
     if not (model_dir / "config.json").is_file():
         print(f"building GPT-2 124M with random weights in {model_dir} (about 20 s)...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "shared.model_init", str(model_dir), "--size", "124M"],
+        subprocess.run([sys.executable, "-m", "shared.training.model_init", str(model_dir), "--size", "124M"],
                        cwd=ROOT, check=True)
-    subprocess.run([sys.executable, "-m", "shared.ct2", str(model_dir), "int8"], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "shared.generation.ct2", str(model_dir), "int8"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     for path in model_dir.rglob("*"):  # read once: no row pays the disk
         if path.is_file():
@@ -170,7 +143,7 @@ def bench_prompts(model_dir: Path, count: int = 64) -> list[str]:
     """``count`` distinct prompts of exactly PROMPT_TOKENS tokens (synthetic tagged threads)."""
     from tokenizers import Tokenizer
 
-    from shared.model_init import synthetic_tagged_text
+    from shared.training.model_init import synthetic_tagged_text
 
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     prompts, lines = [], iter(synthetic_tagged_text(count * 8, seed=1))
@@ -275,7 +248,7 @@ def generation_table(rows: list[dict]) -> str:
 
 
 def targets(rows: list[dict], auto_config: str) -> list[str]:
-    """Each target of the fast-generation issue: met or not, by which row."""
+    """Each of TARGETS: met or not, by which row."""
     good = [r for r in rows if "error" not in r]
 
     def best(batch, key, lowest=False):
@@ -302,159 +275,3 @@ def targets(rows: list[dict], auto_config: str) -> list[str]:
         cold = statistics.median(r["cold_start_s"] for r in auto_rows)
         lines.append(f"cold start <= 3 s: {'met' if cold <= 3 else 'MISSED'} ({cold:.2f} s median, {auto_config})")
     return lines
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    import importlib.metadata as metadata
-
-    info = {"python": platform.python_version(), "cores": len(os.sched_getaffinity(0)), "cpu": platform.processor()}
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
-        info["cpu_flags"] = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-                             if f in flags]
-    except (OSError, StopIteration):
-        pass
-    for package in ("torch", "transformers", "ctranslate2", "simpletransformers"):
-        try:
-            info[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            info[package] = None
-    info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    return info
-
-
-# --- quality guard on the demo model ---------------------------------------------------
-
-QUALITY_PRECISIONS = (("transformers", "fp32"), ("transformers", "bf16"), ("ctranslate2", "int8"))
-
-
-def quality_prompts(samples: list[str]) -> list[str]:
-    """Reply prompts cut from eval samples: each sample up to the opening tag of its last comment."""
-    prompts = []
-    for sample in samples:
-        sample = sample.strip().removesuffix("<|endoftext|>")
-        start = max(sample.rfind("<|sor"), sample.rfind("<|soopr"), sample.rfind("<|soocr"))
-        if start <= 0:
-            continue
-        opening = sample.find("|>", start)
-        if opening > 0:
-            prompts.append(sample[:opening + 2])
-    return prompts
-
-
-def bench_quality(max_samples: int = 1000) -> dict:
-    """fp32/bf16/int8 perplexity on the demo model's eval file and the share of tag-valid replies."""
-    from shared import generation, tagging
-    from shared.demo_model import ensure_demo_model
-
-    model_dir = ensure_demo_model(progress=False)
-    eval_file = next((p for p in (model_dir.parent / "data" / "eval.txt", model_dir / "data" / "eval.txt")
-                      if p.is_file()), None)
-    if eval_file is None:
-        return {"error": f"no eval.txt beside {model_dir}"}
-    samples = [line for line in eval_file.read_text(encoding="utf-8").splitlines() if line.strip()][:max_samples]
-    prompts = quality_prompts(samples)
-    result = {"model": str(model_dir), "eval_file": str(eval_file), "eval_samples": len(samples),
-              "prompts": len(prompts)}
-    for backend, precision in QUALITY_PRECISIONS:
-        model = generation.load(model_dir, backend=backend, precision=precision, device="cpu")
-        losses = [x for x in model.loss(samples, batch_size=8) if not math.isnan(x)]
-        replies = [c[0] for c in model.generate(prompts, generation.Sampling(temperature=0, max_new_tokens=64))]
-        valid = sum(1 for r in replies if r.endswith("<|") and tagging.extract_reply(r))
-        result[f"{backend}-{precision}"] = {"perplexity": round(math.exp(sum(losses) / len(losses)), 4),
-                                            "tag_valid_share": round(valid / len(replies), 4) if replies else None}
-    base = result["transformers-fp32"]["perplexity"]
-    for backend, precision in QUALITY_PRECISIONS[1:]:
-        entry = result[f"{backend}-{precision}"]
-        entry["perplexity_vs_fp32_pct"] = round((entry["perplexity"] / base - 1) * 100, 3)
-    return result
-
-
-def quality_lines(result: dict) -> list[str]:
-    if "error" in result:
-        return [f"quality: {result['error']}"]
-    lines = [f"quality guard on {result['model']} ({result['eval_samples']} eval samples, "
-             f"{result['prompts']} reply prompts, greedy):"]
-    for backend, precision in QUALITY_PRECISIONS:
-        entry = result[f"{backend}-{precision}"]
-        delta = entry.get("perplexity_vs_fp32_pct")
-        lines.append(f"  {backend}-{precision:<5} perplexity {entry['perplexity']:.4f}"
-                     + (f" ({delta:+.3f}% vs fp32)" if delta is not None else "")
-                     + f", tag-valid replies {entry['tag_valid_share']:.1%}")
-    return lines
-
-
-# --- command line ----------------------------------------------------------------------
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a one-minute run: batch 1 and 16, fewer calls")
-    parser.add_argument("--only", choices=("generation", "download", "quality"), action="append",
-                        help="run only this section (repeatable); default: generation and download, "
-                             "plus quality when the demo model is built")
-    parser.add_argument("--quality", action="store_true", help="include the quality guard (builds the demo model)")
-    parser.add_argument("--json", default="bench-results.json", help="where to write the numbers (%(default)s)")
-    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="the 124M benchmark model (%(default)s)")
-    parser.add_argument("--batches", help="comma-separated batch sizes (default 1,4,8,16,32; quick: 1,16)")
-    parser.add_argument("--configs", help=f"comma-separated configurations (default: {','.join(CONFIGS)})")
-    parser.add_argument("--download-lines", type=int, help="dump lines (default 200000; quick: 20000)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        row = worker(json.loads(args.worker))
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        row["cpu_s"] = usage.ru_utime + usage.ru_stime
-        print(json.dumps(row), flush=True)
-        return 0
-
-    from shared import generation
-    from shared.demo_model import is_built
-    from shared.demo_model import DEMO_DIR
-
-    sections = args.only or ["generation", "download"] + (["quality"] if args.quality or is_built(DEMO_DIR) else [])
-    if args.quality and "quality" not in sections:
-        sections.append("quality")
-    auto_backend, auto_precision, auto_device = generation.choose()
-    auto_config = f"{auto_backend}-{auto_precision}"
-    results = {"machine": machine(), "quick": args.quick,
-               "auto": {"backend": auto_backend, "precision": auto_precision, "device": auto_device}}
-    started = time.time()
-    out = []
-    if "generation" in sections:
-        print("generation (each row its own process):", file=sys.stderr)
-        batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
-        configs = args.configs.split(",") if args.configs else None
-        rows = bench_generation(args.model_dir, args.quick, batches, configs)
-        results["generation"] = {"model": str(args.model_dir), "prompt_tokens": PROMPT_TOKENS,
-                                 "new_tokens": NEW_TOKENS, "rows": rows}
-        results["targets"] = targets(rows, auto_config)
-        out += [f"GPT-2 124M (random weights), {PROMPT_TOKENS}-token prompts, {NEW_TOKENS} new tokens per reply, "
-                f"{results['machine']['cores']} cores ({results['machine']['cpu']}); auto here = {auto_config}",
-                generation_table(rows), "", "targets (" + TARGETS + "):", *("  " + t for t in results["targets"])]
-    if "download" in sections:
-        from jobs.bench_download import bench_download
-
-        lines = args.download_lines or (20_000 if args.quick else 200_000)
-        print(f"download: importing a {lines}-line dump...", file=sys.stderr)
-        results["download"] = bench_download(lines=lines)
-        out += ["", "download (jobs.bench_download):",
-                *(f"  {key}: {value}" for key, value in results["download"].items())]
-    if "quality" in sections:
-        print("quality: perplexity and tag-valid replies on the demo model...", file=sys.stderr)
-        results["quality"] = bench_quality()
-        out += [""] + quality_lines(results["quality"])
-    results["seconds"] = round(time.time() - started, 1)
-    results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    print("\n".join(out))
-    Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json} ({results['seconds']:.0f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,17 +8,17 @@ the bot with it. It is made by the real pipeline, nothing special-cased:
    stargazing, cycling, cats, coffee and tea in short sentences: posts (self and link), comments,
    replies by the post's author (OP) and by the author of the comment two levels
    up (own chain). A fixed seed: every build writes the same corpus.
-2. stored as rows of a training DB (``shared/training_db.py``) through
+2. stored as rows of a training DB (``shared/training/corpus.py``) through
    ``shared/records.py``, as the download job stores reddit's;
-3. ``jobs.export`` writes train.txt and eval.txt (one sample per comment chain);
-4. ``jobs.finetune`` with ``--init tiny``: a fresh 2-layer GPT-2 and a tokenizer
+3. the export of ``jobs.export`` writes train.txt and eval.txt (one sample per comment chain);
+4. the finetune of ``jobs.finetune`` with ``--init tiny``: a fresh 2-layer GPT-2 and a tokenizer
    trained on train.txt, 8 epochs (about 600 steps): one to two minutes on one core.
 
 Usage::
 
-    python -m shared.demo_model [--force]        # build models/demo (about 2 minutes)
+    python -m jobs.demo --rebuild-model          # build models/demo (about 2 minutes)
 
-    from shared.demo_model import ensure_demo_model
+    from shared.training.demo_model import ensure_demo_model
     model_dir = ensure_demo_model()             # models/demo/best_model, built when missing
 
 A build happens in a temporary folder beside ``models/demo`` and is renamed into
@@ -32,24 +32,27 @@ reuses its model.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
+from shared.errors import ModelError
+from shared.generation import model_directory
+
 log = logging.getLogger("demo_model")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = ROOT / "models" / "demo"
-# where the threads are posted: SubSimGPT2Interactive, the demo's sandbox subreddit (shared/demo.py)
+# where the threads are posted: SubSimGPT2Interactive, the demo's sandbox subreddit (jobs/demo.py)
 # and the tests' (tests/botworld.py), so the model has seen the names its prompts carry
 SUBREDDITS = ("SubSimGPT2Interactive", "SubSimDemo", "test")
 RECIPE_VERSION = 1      # raise when the corpus or the training changes: cached models are rebuilt
@@ -82,8 +85,7 @@ def ensure_demo_model(path=DEMO_DIR, progress=True, recipe: Recipe = DEMO, force
     if not force and is_built(path, recipe):
         return path / "best_model"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)     # another process is building it: wait, then reuse
+    with FileLock(f"{path}.lock"):           # another process is building it: wait, then reuse
         if not force and is_built(path, recipe):
             return path / "best_model"
         build(path, recipe, progress)
@@ -96,11 +98,13 @@ def is_built(path: Path, recipe: Recipe = DEMO) -> bool:
         built = json.loads((path / "demo.json").read_text(encoding="utf-8")).get("recipe")
     except (OSError, ValueError, AttributeError):
         return False
-    model = path / "best_model"
-    has_weights = any((model / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
-    has_tokenizer = (model / "tokenizer.json").is_file() or all(
-        (model / name).is_file() for name in ("vocab.json", "merges.txt"))
-    return built == recipe_record(recipe) and (model / "config.json").is_file() and has_weights and has_tokenizer
+    if built != recipe_record(recipe):
+        return False
+    try:
+        model_directory(path / "best_model")
+    except ModelError:
+        return False
+    return True
 
 
 def recipe_record(recipe: Recipe = DEMO) -> dict:
@@ -123,11 +127,12 @@ def build(path: Path, recipe: Recipe = DEMO, progress=True) -> dict:
 
     Call it holding ``path``'s lock (``ensure_demo_model`` does).
     """
-    from jobs import export, finetune
-    from shared import training_db
-    from shared.config import Config, Training
-
     import torch
+
+    from shared.config import Finetune, Training
+    from shared.files import replace_directory
+    from shared.training import corpus, export, finetune
+
 
     started = time.perf_counter()
     for stale in path.parent.glob(f".{path.name}-build-*"):
@@ -140,24 +145,25 @@ def build(path: Path, recipe: Recipe = DEMO, progress=True) -> dict:
     try:
         # the corpus, as rows of a training DB, exported by the export job
         rows = thread_rows(recipe.posts, recipe.seed)
-        training_db.open(work / "training.db")
+        corpus.open(work / "training.db")
         try:
-            training_db.store(rows)
+            corpus.store(rows)
             exported = export.export([name.lower() for name in SUBREDDITS], work / "data",
                                      export.Rules.from_config(Training()), chains_mode=True, max_comments=10,
                                      seed=recipe.seed)
         finally:
-            training_db.close()
+            corpus.close()
         log.info("demo corpus: %d posts, %d rows, %d samples (%.2f MB)", recipe.posts, len(rows),
                  exported["samples"], exported["mb"])
 
         # the finetune job, from a fresh model: nothing to download
-        summary = finetune.run(
-            Config(), [], train_file=work / "data" / "train.txt", eval_file=work / "data" / "eval.txt",
-            samples=3, progress=progress, name="model", output_dir=str(work), init=recipe.init,
-            epochs=recipe.epochs, max_seq_length=recipe.max_seq_length, train_batch_size=recipe.train_batch_size,
+        settings = dataclasses.replace(
+            Finetune(), name="model", output_dir=str(work), init=recipe.init, epochs=recipe.epochs,
+            max_seq_length=recipe.max_seq_length, train_batch_size=recipe.train_batch_size,
             learning_rate=recipe.learning_rate, evaluate_during_training_steps=recipe.evaluate_during_training_steps,
             seed=recipe.seed)
+        summary = finetune.finetune(settings, work / "data" / "train.txt", work / "data" / "eval.txt",
+                                    work / "model", samples=3, progress=progress)
 
         # keep what the bot and a curious reader need: best_model, the scores, the corpus
         model = work / "model"
@@ -170,7 +176,7 @@ def build(path: Path, recipe: Recipe = DEMO, progress=True) -> dict:
                   "blocks": summary["blocks"], "steps": summary["global_step"], "eval_loss": evals,
                   "build_seconds": round(time.perf_counter() - started, 1)}
         (model / "demo.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        finetune.replace_directory(model, path)
+        replace_directory(model, path)
     finally:
         torch.set_num_threads(threads)
         shutil.rmtree(work, ignore_errors=True)
@@ -408,25 +414,3 @@ def demo_samples(posts: int, seed: int = 7) -> list[str]:
         threads = [chain for c in thread["comments"] for chain in chains(c, ())] or [()]
         samples.extend(training_sample(Thread(post, chain)) for chain in threads)
     return samples
-
-
-def main(argv=None):
-    import argparse
-
-    from shared.cli import setup_logging
-
-    parser = argparse.ArgumentParser(prog="python -m shared.demo_model", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--force", action="store_true", help="rebuild even when a complete model is cached")
-    parser.add_argument("--path", default=str(DEMO_DIR), help="where the demo model lives (default: %(default)s)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    started = time.perf_counter()
-    model_dir = ensure_demo_model(Path(args.path), progress=True, force=args.force)
-    record = json.loads((model_dir.parent / "demo.json").read_text(encoding="utf-8"))
-    print(f"demo model: {model_dir} ({time.perf_counter() - started:.0f} s; built in {record['build_seconds']} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ oldest first, then ask again after the newest one seen (``pages``).
 
 Usage::
 
-    from shared.archive_api import ArcticShift, PushshiftCompatible, pages
+    from shared.training.archive_api import ArcticShift, PushshiftCompatible, pages
 
     api = ArcticShift("https://arctic-shift.photon-reddit.com")
     for items, cursor in pages(lambda after, before: api.search("posts", "science", after, before),

@@ -9,7 +9,7 @@ each with a few string metadata values. Four operations, nothing else::
     storage.delete(key)                          # no error if already gone
 
 ``put_if_absent`` is the one that matters: it is the only write, and it never
-replaces an object, so whatever decides which key to write (shared/s3sync.py)
+replaces an object, so whatever decides which key to write (shared/state/replica.py)
 can rely on "exactly one writer wins each key".
 
 Clients:
@@ -21,7 +21,7 @@ Clients:
 
 Usage::
 
-    from shared.storage import S3Storage, LocalStorage, Conflict
+    from shared.state.storage import S3Storage, LocalStorage, Conflict
     storage = S3Storage("my-bucket", prefix="ssi-bot/", endpoint_url="http://127.0.0.1:9000")
     storage.put_if_absent("snapshots/000000000001.db.zst", data, {"sha256": "..."})
 
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ConfigError, SsiBotError
+from shared.files import fsync
 
 
 class StorageError(SsiBotError):
@@ -68,7 +69,7 @@ class ObjectInfo:
 
 
 class Storage(typing.Protocol):
-    """The interface shared/s3sync.py talks to. Keys are relative to the storage's root."""
+    """The interface shared/state/replica.py talks to. Keys are relative to the storage's root."""
 
     def put_if_absent(self, key: str, data: bytes, metadata: dict) -> None: ...
     def get(self, key: str) -> Blob: ...
@@ -261,12 +262,3 @@ class LocalStorage:
             os.unlink(self._path(key))
         except FileNotFoundError:
             pass
-
-
-def fsync(path):
-    """Flush a file, or a folder's entries (after a rename or link), to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,18 +2,18 @@
 
 Usage::
 
-    from shared import s3sync
-    s3sync.restore_if_missing(config)     # before db.open: an empty disk gets the newest snapshot
-    s3sync.push(config)                   # after a cycle: snapshot, compress, upload as the next number
-    s3sync.restore(config, force=False)   # pull: newest good snapshot into place
-    s3sync.snapshots(config)              # [Snapshot(generation, key, size, modified)]
+    from shared.state import replica
+    replica.restore_if_missing(config)     # before db.open: an empty disk gets the newest snapshot
+    replica.push(config)                   # after a cycle: snapshot, compress, upload as the next number
+    replica.restore(config, force=False)   # pull: newest good snapshot into place
+    replica.snapshots(config)              # [Snapshot(generation, key, size, modified)]
 
 Objects are ``{prefix}snapshots/{generation:012d}.db.zst`` (zero-padded, so key
 order is number order): a ``VACUUM INTO`` copy of the live DB taken from a
 fresh connection (never one holding a write transaction), zstd-compressed,
 with metadata ``sha256`` (of the uncompressed file) and ``base`` (the
 generation it was based on, 0 for none). They are written only with the
-storage's put-if-absent (shared/storage.py), so no object is ever replaced.
+storage's put-if-absent (shared/state/storage.py), so no object is ever replaced.
 
 No lost update
     Every local DB remembers, in its one-row ``s3sync_state`` table, the
@@ -51,7 +51,6 @@ changed since its base stores nothing.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -62,10 +61,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
+from filelock import FileLock, Timeout
 
 from shared.errors import ConfigError, InputError
-from shared.lock import lock_path
-from shared.storage import Conflict, LocalStorage, NotFound, S3Storage, fsync
+from shared.state.lock import lock_path
+from shared.files import fsync
+from shared.state.storage import Conflict, LocalStorage, NotFound, S3Storage
 
 log = logging.getLogger("sync")
 
@@ -144,16 +145,16 @@ class Restored:
 
 def enabled(config):
     """True when ssi-bot.yaml names a bucket or a directory for snapshots."""
-    return bool(config.s3.bucket or config.s3.directory)
+    return bool(config.snapshots.bucket or config.snapshots.directory)
 
 
 def storage_for(config):
-    """The storage ssi-bot.yaml's ``s3`` section names, or None when sync is off."""
-    s3 = config.s3
-    if s3.directory:
-        return LocalStorage(Path(s3.directory) / s3.prefix.strip("/"))
-    if s3.bucket:
-        return S3Storage(s3.bucket, prefix=s3.prefix, region=s3.region, endpoint_url=s3.endpoint_url)
+    """The storage ssi-bot.yaml's ``snapshots`` section names, or None when sync is off."""
+    where = config.snapshots
+    if where.directory:
+        return LocalStorage(Path(where.directory) / where.prefix.strip("/"))
+    if where.bucket:
+        return S3Storage(where.bucket, prefix=where.prefix, region=where.region, endpoint_url=where.endpoint_url)
     return None
 
 
@@ -161,7 +162,7 @@ def _require_storage(config):
     storage = storage_for(config)
     if storage is None:
         where = f" in {config.path}" if config.path else ""
-        raise ConfigError(f"s3.bucket and s3.directory are empty{where}: set one to sync the state DB")
+        raise ConfigError(f"snapshots.bucket and snapshots.directory are empty{where}: set one to sync the state DB")
     return storage
 
 
@@ -169,7 +170,7 @@ def _require_storage(config):
 
 def push(config, force=False):
     """Snapshot config.db and store it as the next generation (see push_db)."""
-    return push_db(config.db, _require_storage(config), keep=config.s3.keep, force=force)
+    return push_db(config.db, _require_storage(config), keep=config.snapshots.keep, force=force)
 
 
 def restore(config, force=False):
@@ -532,24 +533,19 @@ def _ensure_not_open(db_path):
 @contextlib.contextmanager
 def _sync_lock(db_path, timeout=LOCK_TIMEOUT):
     """One push or restore per DB at a time, across processes; waits for the other one.
-    Its own lock file, so the ``sync`` job's lock (shared/lock.py) can be held around it."""
-    path = lock_path("s3sync", str(db_path))
+    Its own lock file, so the ``sync`` job's lock (shared/state/lock.py) can be held around it."""
+    path = lock_path("snapshot", str(db_path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    with open(path, "a+") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise InputError(f"another push or restore of {db_path} has held {path} for "
-                                     f"{timeout:.0f}s; giving up") from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise InputError(f"another push or restore of {db_path} has held {path} for "
+                         f"{timeout:.0f}s; giving up") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ chunks and never held whole; memory stays flat whatever the size.
 
 Usage::
 
-    from shared.dumps import DumpReader, check_dump
+    from shared.training.dumps import DumpReader, check_dump
 
     check_dump(path)                     # InputError now for a missing, empty or non-zstd file
     reader = DumpReader(path, start=offset, start_line=n)   # resume after line n

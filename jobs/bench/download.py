@@ -1,6 +1,6 @@
 """Benchmark: import a generated N-line .zst dump and measure peak memory and speed.
 
-    python -m jobs.bench_download [--lines 200000] [--keep DIR]
+    python -m jobs.bench.download [--lines 200000] [--keep DIR]     (or: python -m jobs.bench --only download)
 
 Writes a synthetic but realistic dump (every era's field types mixed: created_utc as int,
 string and float; parent_id as fullname, integer and null; retrieved_on / retrieved_utc /
@@ -30,7 +30,7 @@ import zstandard
 
 from shared.records import base36
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUBREDDITS = ("SubSimGPT2Interactive", "science", "AskReddit", "funny")
 WORDS = ("the a of to and in is it you that he was for on are with as I his they be at one have this from "
          "or had by hot word but what some we can out other were all there when up use your how said an "
@@ -201,7 +201,7 @@ def bench_download(lines=200_000, keep=None) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m jobs.bench_download", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jobs.bench.download", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200_000, help="dump lines (default: %(default)s)")
     parser.add_argument("--keep", metavar="DIR", help="keep the dump and DB in DIR")

@@ -9,7 +9,7 @@ Usage::
     p, reasons = reply_probability(situation, bot)     # bot: a config.Bot
     # p == 0.2, reasons == ['base -0.10', 'human author +0.30', 'age 0.0h x1.00']
 
-The rules and default weights are PRODUCT.md's "Reply probability": hard
+The rules, with every weight a key of ssi-bot.yaml (``reply:``): hard
 zeros first (own items, excluded authors, negative keywords, announcements,
 removed/deleted/locked, too deep), then mentions and DMs at 1, then a sum of
 weights capped at 1 and multiplied by the post's age decay. A fresh human
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.filters import KeywordMatcher
+from shared.filters import KeywordMatcher, mentions
 
 _QUESTION = re.compile(r"\?|\byou\b|\b(?:what|how|when|why)\b", re.IGNORECASE)
 _BOT_NAME_ENDINGS = ("ssi", "bot", "gpt2")
@@ -48,16 +48,12 @@ class Situation:
 
 
 def looks_like_bot(author, flair):
-    """PRODUCT.md's bot test: 'verified gpt-2' flair, or a name ending in ssi/bot/gpt2."""
+    """The community's bot test: 'verified gpt-2' flair, or a name ending in ssi/bot/gpt2."""
     return "verified gpt-2" in (flair or "").lower() or (author or "").lower().endswith(_BOT_NAME_ENDINGS)
 
 
 def is_question(text):
     return bool(_QUESTION.search(text or ""))
-
-
-def mentions(text, bot):
-    return re.search(rf"(?<![\w/])/?u/{re.escape(bot)}\b", text or "", re.IGNORECASE) is not None
 
 
 def _same(a, b):

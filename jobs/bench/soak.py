@@ -1,10 +1,10 @@
 """Soak the state sync: write -> push cycles under random SIGKILLs, then restore and compare.
 
-    python infra/soak_sync.py [--cycles 200] [--seed N] [--storage moto|local] [--max-life 2.0]
+    python -m jobs.bench.soak [--cycles 200] [--seed N] [--storage moto|local] [--max-life 2.0]
 
 A child process plays a runner: it opens the state DB the way the jobs do
-(shared/db.py, WAL), and loops: write one new row (a Thing whose number is
-one more than the newest), push (shared/s3sync.py), then append the number and
+(shared/state/db.py, WAL), and loops: write one new row (a Thing whose number is
+one more than the newest), push (shared/state/replica.py), then append the number and
 the generation to an acknowledgement log: a line there means "the push
 returned". The parent SIGKILLs the child at random moments (during the write,
 the VACUUM INTO, the upload, the state update, the retention, Python's
@@ -40,8 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 WORDS = ("the bot said that it would never post twice and the human asked why the model "
          "keeps talking about snapshots in the cloud while reddit is down again today").split()
@@ -50,7 +49,7 @@ WORDS = ("the bot said that it would never post twice and the human asked why th
 # --------------------------------------------------------------------------- the child (a runner)
 
 def child(config_path, ack_path):
-    from shared import db, s3sync
+    from shared.state import db, replica
     from shared.config import load_config
 
     stopping = []
@@ -67,8 +66,8 @@ def child(config_path, ack_path):
             db.Thing.create(fullname=f"t1_{number:08d}", author=f"user{number % 17}", created_utc=time.time(),
                             body=" ".join(rng.choice(WORDS) for _ in range(rng.randint(50, 600))))
         try:
-            pushed = s3sync.push(config)
-        except s3sync.StaleState as exc:
+            pushed = replica.push(config)
+        except replica.StaleState as exc:
             print(f"STALE: {exc}", file=sys.stderr, flush=True)
             return 3
         # one write() of a short line: all of it or nothing, even under SIGKILL
@@ -102,7 +101,7 @@ def all_rows(path, skip):
 
 def seed_db(path, rng, things=1500):
     """A state DB with some history, so snapshots have a realistic size (a few MB)."""
-    from shared import db
+    from shared.state import db
     db.open(str(path))
     with db.database.atomic():
         for i in range(things):
@@ -113,7 +112,7 @@ def seed_db(path, rng, things=1500):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m jobs.bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cycles", type=int, default=200, help="acknowledged write->push cycles to reach")
     p.add_argument("--seed", type=int, default=None, help="seed the kill times (default: random)")
     p.add_argument("--storage", choices=("moto", "local"), default="moto")
@@ -129,7 +128,7 @@ def main(argv=None):
 
     import yaml
 
-    from shared import s3sync
+    from shared.state import replica
     from shared.config import load_config
 
     logging.basicConfig(level=logging.WARNING)
@@ -157,9 +156,9 @@ def main(argv=None):
     runner_dir = work / "runner"
     runner_dir.mkdir(exist_ok=True)
     config_path = runner_dir / "ssi-bot.yaml"
-    config_path.write_text(yaml.safe_dump({"db": "state.db", "s3": s3}))
+    config_path.write_text(yaml.safe_dump({"db": "state.db", "snapshots": s3}))
     config = load_config(config_path)
-    storage = s3sync.storage_for(config)
+    storage = replica.storage_for(config)
     ack_path = work / "acks.log"
     child_log = work / "child.log"
     seed_db(config.db, rng)
@@ -172,12 +171,12 @@ def main(argv=None):
         """Restore into an empty directory and compare with what was acknowledged; return how
         many pushes the restore is ahead of the log (pushes killed between upload and ack)."""
         acks = read_acks(ack_path)
-        if not s3sync.list_snapshots(storage):
+        if not replica.list_snapshots(storage):
             if acks:
                 failures.append("acknowledged pushes but no snapshot in storage")
             return 0
         target = Path(tempfile.mkdtemp(dir=work, prefix="restore-")) / "state.db"
-        restored = s3sync.restore_db(target, storage)
+        restored = replica.restore_db(target, storage)
         rows = numbers_in(target)
         acked = {a[0] for a in acks}
         last_generation = max((a[1] for a in acks), default=0)
@@ -190,7 +189,7 @@ def main(argv=None):
         ahead = restored.generation - last_generation
         if ahead < 0:
             failures.append(f"restored {restored.generation:012d}, older than the acknowledged {last_generation:012d}")
-        if exact and (ahead != 0 or all_rows(target, s3sync.STATE_TABLE) != all_rows(config.db, s3sync.STATE_TABLE)):
+        if exact and (ahead != 0 or all_rows(target, replica.STATE_TABLE) != all_rows(config.db, replica.STATE_TABLE)):
             failures.append(f"final restore differs from the last acknowledged state (ahead by {ahead})")
         for leftover in target.parent.iterdir():
             leftover.unlink()
@@ -200,8 +199,8 @@ def main(argv=None):
     ahead_counts = {}
     with open(child_log, "ab") as log:
         while len(read_acks(ack_path)) < args.cycles and not failures:
-            proc = subprocess.Popen([sys.executable, __file__, "--child", str(config_path), str(ack_path)],
-                                    stdout=log, stderr=log, env=env)
+            proc = subprocess.Popen([sys.executable, "-m", "jobs.bench.soak", "--child", str(config_path),
+                                     str(ack_path)], cwd=ROOT, stdout=log, stderr=log, env=env)
             starts += 1
             deadline = time.monotonic() + rng.uniform(0.0, args.max_life)
             while time.monotonic() < deadline and proc.poll() is None and len(read_acks(ack_path)) < args.cycles:
@@ -225,7 +224,7 @@ def main(argv=None):
     elapsed = time.monotonic() - started
 
     acks = read_acks(ack_path)
-    history = s3sync.list_snapshots(storage)
+    history = replica.list_snapshots(storage)
     for snapshot in history[1:]:
         metadata = storage.get(snapshot.key).metadata
         if int(metadata["base"]) != snapshot.generation - 1 or metadata.get("forced") != "0":
@@ -234,7 +233,7 @@ def main(argv=None):
     seconds = sorted(a[3] for a in acks)
     stored = [a[4] for a in acks]
     sizes = [a[5] for a in acks]
-    print(f"soak_sync: storage {args.storage}, seed {seed}, {elapsed:.0f}s, work dir {work}")
+    print(f"soak: storage {args.storage}, seed {seed}, {elapsed:.0f}s, work dir {work}")
     print(f"  cycles acknowledged  {len(acks)} (write -> push -> ack)")
     print(f"  child processes      {starts} started, {kills} SIGKILLed at random moments")
     print(f"  snapshots stored     {history[-1].generation if history else 0} generations, "

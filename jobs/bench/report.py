@@ -1,0 +1,91 @@
+"""The README's Performance section, written from a bench run's JSON: the one place its numbers live.
+
+    python -m jobs.bench --json docs/bench-results.json       # measure (writes the JSON)
+    python -m jobs.bench --readme docs/bench-results.json     # rewrite README.md's tables from it
+
+The tables sit between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in README.md;
+``tests/test_bench.py`` checks that they are what this module writes from the committed JSON,
+so a number in the README is always one that a run measured.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+# how a configuration is named in the README
+TITLES = {
+    "original": "original: simpletransformers, one prompt per call",
+    "transformers-fp32": "transformers fp32",
+    "transformers-bf16": "transformers bf16",
+    "ctranslate2-int8": "CTranslate2 int8",
+}
+
+
+def performance_section(results: dict) -> str:
+    """The markdown between the markers: the machine, then one table per section measured."""
+    machine = results["machine"]
+    auto = results.get("auto", {})
+    auto_config = f"{auto.get('backend')}-{auto.get('precision')}"
+    parts = [f"Measured on {machine['cores']} cores ({machine['cpu']}), python {machine['python']}, "
+             f"torch {machine.get('torch')}, ctranslate2 {machine.get('ctranslate2')}; "
+             f"`auto` there was {TITLES.get(auto_config, auto_config)}."]
+    if "generation" in results:
+        parts += ["", generation_table(results["generation"]["rows"], auto_config)]
+    if "quality" in results and "error" not in results["quality"]:
+        parts += ["", quality_table(results["quality"])]
+    if "download" in results:
+        parts += ["", download_line(results["download"])]
+    return "\n".join(parts)
+
+
+def generation_table(rows: list[dict], auto_config: str = "") -> str:
+    base = next((r for r in rows if r["config"] == "original" and "error" not in r), None)
+    lines = ["| path | batch | tokens/s | s per reply (p50) | peak RSS | cold start | tokens/s vs original |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted((r for r in rows if "error" not in r), key=lambda r: (list(TITLES).index(r["config"])
+                                                                           if r["config"] in TITLES else 99,
+                                                                           r["batch"])):
+        title = TITLES.get(r["config"], r["config"]) + (" (auto)" if r["config"] == auto_config else "")
+        ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.1f}x" if base else ""
+        lines.append(f"| {title} | {r['batch']} | {r['tokens_per_s']:.0f} | {r['s_per_reply_p50']:.2f} | "
+                     f"{r['peak_rss_mib']:.0f} MiB | {r['cold_start_s']:.1f} s | {ratio} |")
+    return "\n".join(lines)
+
+
+def quality_table(quality: dict) -> str:
+    lines = [f"Quality guard on the demo model ({quality['eval_samples']} eval samples, "
+             f"{quality['prompts']} reply prompts, greedy):", "",
+             "| precision | perplexity | vs fp32 | tag-valid replies |", "|---|---|---|---|"]
+    for name, entry in quality.items():
+        if not isinstance(entry, dict):
+            continue
+        delta = entry.get("perplexity_vs_fp32_pct")
+        lines.append(f"| {name} | {entry['perplexity']:.4f} | {'-' if delta is None else f'{delta:+.3f} %'} | "
+                     f"{entry['tag_valid_share']:.1%} |")
+    return "\n".join(lines)
+
+
+def download_line(download: dict) -> str:
+    return (f"Importing a {download['lines']:,}-line `.zst` dump: {download['lines_per_s']:,} lines/s in "
+            f"{download['peak_rss_mb']:.0f} MB peak RSS; the same lines as NDJSON: "
+            f"{download['ndjson_lines_per_s']:,} lines/s in {download['ndjson_peak_rss_mb']:.0f} MB.")
+
+
+def rewrite_readme(readme: Path, results_file: Path) -> None:
+    """Replace the text between the markers in ``readme`` with ``performance_section``."""
+    results = json.loads(Path(results_file).read_text(encoding="utf-8"))
+    text = readme.read_text(encoding="utf-8")
+    block = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    if not block.search(text):
+        raise ValueError(f"{readme}: no {START} ... {END} block to rewrite")
+    section = f"{START}\n{performance_section(results)}\n{END}"
+    readme.write_text(block.sub(lambda _: section, text), encoding="utf-8")
+
+
+def readme_section(readme: Path) -> str:
+    """What is between the markers in ``readme`` now."""
+    text = readme.read_text(encoding="utf-8")
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
