@@ -68,7 +68,8 @@ def write_world(url, model_dir):
             "name": BOT, "model": str(model_dir), "subreddits": [SUBREDDIT],
             # Livelier than a real bot: the demo should show replies within a minute.
             "reply": {"base": 0.2},
-            "sampling": {"max_new_tokens": 64, "candidates": 2},
+            # the small demo model often writes an empty reply: more candidates, fewer misses
+            "sampling": {"max_new_tokens": 64, "candidates": 4},
             "submit": [{"subreddit": SUBREDDIT, "every_hours": 1}],
         }],
         "schedule": {"fetch": 5, "decide": 5, "generate": 5, "post": 5, "submit": 60, "prune": 3600},

@@ -14,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+from jobs.bench.generation import NOISY
+
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # how a configuration is named in the README
 TITLES = {
@@ -49,9 +51,13 @@ def generation_table(rows: list[dict], auto_config: str = "") -> str:
                                                                            if r["config"] in TITLES else 99,
                                                                            r["batch"])):
         title = TITLES.get(r["config"], r["config"]) + (" (auto)" if r["config"] == auto_config else "")
+        noisy = " *" if r.get("others", 0) > NOISY else ""
         ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.1f}x" if base else ""
-        lines.append(f"| {title} | {r['batch']} | {r['tokens_per_s']:.0f} | {r['s_per_reply_p50']:.2f} | "
+        lines.append(f"| {title}{noisy} | {r['batch']} | {r['tokens_per_s']:.0f} | {r['s_per_reply_p50']:.2f} | "
                      f"{r['peak_rss_mib']:.0f} MiB | {r['cold_start_s']:.1f} s | {ratio} |")
+    if any(r.get("others", 0) > NOISY for r in rows):
+        lines += ["", f"\\* other processes kept more than {NOISY} of a core busy during that row: its times "
+                      "are inflated."]
     return "\n".join(lines)
 
 
