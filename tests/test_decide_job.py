@@ -88,8 +88,8 @@ def test_mention_guard_decays_deep_mention_loops(sandbox, world):
     fetch.run(world, world.bots)
     decide.run(world, world.bots, seed=3)
     p = [decision(name).probability for name in chain]
-    assert p[:5] == [1.0] * 5
-    assert p[5:] == pytest.approx([0.75, 0.5, 0.25, 0.0], abs=0.01)
+    assert p[:4] == [1.0] * 4                                       # depths 1-4
+    assert p[4:] == pytest.approx([0.75, 0.5, 0.25, 0.0, 0.0], abs=0.01)
 
 
 def test_status_json_matches_the_db(sandbox, world):

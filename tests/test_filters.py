@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from shared.filters import (
     DEFAULT_NEGATIVE_KEYWORDS, REDDIT_LIMITS, KeywordMatcher, RedditLimits, check_reply, check_submission,
-    repeats_thread, similarity,
+    mentions, names, repeats_thread, similarity, strip_mentions,
 )
 
 NOTHING = KeywordMatcher([])
@@ -204,6 +204,33 @@ def test_the_default_list_blocks(stem, sentence, word):
 def test_the_default_list_lets_pass(text):
     for variant in _variants(text):
         assert DEFAULT.matches(variant) == [], variant
+
+
+# --- mentions and bare names -------------------------------------------------------------
+
+@pytest.mark.parametrize("text, is_mention, is_named", [
+    ("hi u/Lovebot", True, True),
+    ("hi /u/LOVEBOT!", True, True),
+    ("(u/Lovebot), what now?", True, True),
+    ("u/Lovebot's take", True, True),
+    ("hi u/Lovebot-fan", False, False),          # another account: names run on through "-" and "_"
+    ("hi u/Lovebot_2", False, False),
+    ("hi u/xLovebot", False, False),
+    ("see reddit.com/u/Lovebot", False, True),   # a link to the profile names it, does not summon it
+    ("Lovebot said so", False, True),
+    ("lovebot.", False, True),
+    ("Lovebots are cute", False, False),
+    ("Lovebot-fan here", False, False),
+    ("", False, False),
+    (None, False, False),
+])
+def test_a_mention_is_u_slash_name_where_the_name_ends_and_a_bare_name_is_weaker(text, is_mention, is_named):
+    assert mentions(text, "Lovebot") is is_mention
+    assert names(text, "Lovebot") is is_named
+
+
+def test_strip_mentions_removes_only_the_bots_own():
+    assert strip_mentions("u/Lovebot hi u/Lovebot-fan and /u/lovebot", "Lovebot") == " hi u/Lovebot-fan and "
 
 
 # --- similarity -------------------------------------------------------------------------
