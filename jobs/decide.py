@@ -2,10 +2,12 @@
 
     python -m jobs.decide [--config ssi-bot.yaml] [--bot NAME] [--seed N]
 
-For every item fetch stored (state ``seen``): the reply probability
-with the bot's weights (shared/bot/decide.py), the spam caps (per hour, per day,
-per thread, per author), then one random draw. The probability, the draw and
-the reasons are stored, and the item moves to ``queued`` or ``skipped``.
+For every item fetch stored (state ``seen``): the toxicity check of its text
+(shared/bot/toxicity.py, one batch per bot; a toxic item gets 0, even a
+mention), the reply probability with the bot's weights (shared/bot/decide.py),
+the spam caps (per hour, per day, per thread, per author), then one random
+draw. The probability, the draw and the reasons are stored, and the item moves
+to ``queued`` or ``skipped``.
 
 Idempotent: only ``seen`` items are taken and a decided item is never
 re-rolled, so running twice decides nothing twice and never queues an item
@@ -14,12 +16,14 @@ twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import sys
 
 from shared import cli
 from shared.state import db
+from shared.bot import toxicity
 from shared.bot.decide import Situation, cap_reached, reply_probability
 from shared.filters import KeywordMatcher
 
@@ -38,12 +42,12 @@ def run(config, bots, seed=None, **_options):
 def decide_bot(bot, rng, now):
     positive = KeywordMatcher(bot.positive_keywords)
     negative = KeywordMatcher(bot.negative_patterns())
-    items = (db.Item.select()
-             .where((db.Item.bot == bot.name) & (db.Item.state == db.SEEN) & ~db.Item.is_submission)
-             .order_by(db.Item.created_at, db.Item.id))
+    items = list(db.Item.select()
+                 .where((db.Item.bot == bot.name) & (db.Item.state == db.SEEN) & ~db.Item.is_submission)
+                 .order_by(db.Item.created_at, db.Item.id))
+    situations = screen([situation_for(item, bot.name, now) for item in items], bot)
     queued = skipped = 0
-    for item in items:
-        situation = situation_for(item, bot.name, now)
+    for item, situation in zip(items, situations):
         if situation is None:
             db.record_decision(item, 0.0, 1.0, ["not in the cache"], queue=False, reason="not in the cache")
             skipped += 1
@@ -65,6 +69,17 @@ def decide_bot(bot, rng, now):
         log.info("%s: %d queued, %d skipped", bot.name, queued, skipped)
 
 
+def screen(situations, bot):
+    """``situations`` with the toxicity check's verdicts filled in: one engine call for all."""
+    if not bot.toxicity.incoming:
+        return situations
+    known = [s for s in situations if s is not None]
+    if not known:
+        return situations
+    verdicts = iter(toxicity.checker(bot.toxicity, bot.name).reasons([s.text for s in known]))
+    return [None if s is None else dataclasses.replace(s, toxic=next(verdicts)) for s in situations]
+
+
 def situation_for(item, bot_name, now):
     """A decide.Situation for ``item`` from the Thing cache (None if the thing is unknown)."""
     thing = db.Thing.get_or_none(db.Thing.fullname == item.key)
@@ -79,7 +94,8 @@ def situation_for(item, bot_name, now):
         bot=bot_name, kind=thing.kind, source=item.source, author=thing.author,
         author_flair=thing.author_flair, text=text,
         post_age_hours=max(0.0, now - born) / HOUR,
-        depth=thing.depth if thing.kind == "comment" else None,
+        # the cache counts depth as reddit does (0 = top level); decide as the original did (1)
+        depth=thing.depth + 1 if thing.kind == "comment" and thing.depth is not None else None,
         post_author=post.author if post else None,
         parent_author=parent.author if parent else None,
         link_flair=post.link_flair if post else None,

@@ -7,10 +7,12 @@ the cached thread (shared/tagging.py, the same code that writes training
 data), and generates ``sampling.candidates`` candidates per item in shared
 batches: bots that name the same model directory share one loaded model and
 one batch. Each candidate is checked (closed, not empty, no negative
-keyword, not a repeat of the thread, within reddit's limits); the first that
-passes is stored and the item moves to ``generated``. Items with no good
-candidate get another round, up to ``sampling.attempts``, then ``failed``
-with the reasons.
+keyword, not a repeat of the thread, within reddit's limits), then the ones
+that pass go through the bot's toxicity check (shared/bot/toxicity.py), one
+call per round; the first that passes everything is stored and the item
+moves to ``generated``. Every candidate is stored with its verdict (a toxic
+one with the classifier's reason). Items with no good candidate get another
+round, up to ``sampling.attempts``, then ``failed`` with the reasons.
 
 Idempotent: only ``queued`` items are taken; every candidate and attempt is
 committed as it is made, so a crash loses at most the batch in flight.
@@ -24,6 +26,7 @@ from collections import defaultdict
 from dataclasses import astuple
 
 from shared import cli, filters, generation, tagging
+from shared.bot import toxicity
 from shared.state import db
 
 log = logging.getLogger("generate")
@@ -62,7 +65,31 @@ def generate_group(model, items, bots, batch_size):
     while pending:
         outputs = model.generate([q.prompt for q in pending], generation.Sampling.from_settings(bot.sampling),
                                  n=bot.sampling.candidates, batch_size=batch_size, progress=len(pending) > 4)
-        pending = [queued for queued, candidates in zip(pending, outputs) if not queued.settle(candidates)]
+        verdicts = [[queued.check(raw) for raw in candidates] for queued, candidates in zip(pending, outputs)]
+        screen(pending, verdicts)
+        pending = [queued for queued, candidates, checked in zip(pending, outputs, verdicts)
+                   if not queued.settle(candidates, checked)]
+
+
+def screen(pending, verdicts):
+    """Reject the toxic ones among the candidates that passed the filters, in place.
+
+    ``verdicts[i][j]`` is ``(fields, reason)`` for candidate j of ``pending[i]``. The
+    classifier costs mostly per call, so each bot's check runs once for the whole round.
+    """
+    batches = defaultdict(list)          # checker -> [(i, j, text)]
+    for i, queued in enumerate(pending):
+        if queued.toxicity is None:
+            continue
+        for j, (fields, _) in enumerate(verdicts[i]):
+            if fields is not None:
+                # a post's title and body, or the reply: what would appear on reddit
+                text = "\n".join(part for part in (fields.get("title"), fields["text"]) if part)
+                batches[queued.toxicity].append((i, j, text))
+    for check, entries in batches.items():
+        for (i, j, _), reason in zip(entries, check.reasons([text for _, _, text in entries])):
+            if reason:
+                verdicts[i][j] = (None, reason)
 
 
 class QueuedItem:
@@ -71,6 +98,7 @@ class QueuedItem:
     def __init__(self, item, bot):
         self.item, self.bot = item, bot
         self.negative = filters.KeywordMatcher(bot.negative_patterns())
+        self.toxicity = toxicity.checker(bot.toxicity, bot.name) if bot.toxicity.generated else None
         if item.is_submission:
             self.prompt = tagging.submission_prompt(item.subreddit, item.is_link, bot.dialect)
             self.thread_texts = []
@@ -95,13 +123,14 @@ class QueuedItem:
         reason = filters.check_reply(text, self.negative, self.thread_texts)
         return (None, reason) if reason else (dict(text=text), None)
 
-    def settle(self, candidates):
-        """Store this round's candidates; True when the item is done (generated or failed)."""
+    def settle(self, candidates, verdicts):
+        """Store this round's candidates with their ``verdicts`` ((fields, reason) each, from
+        ``check`` and ``screen``); True when the item is done (generated or failed)."""
         item, attempts = self.item, self.item.gen_attempts + 1
         accepted, reasons = None, []
         with db.database.atomic():
-            for raw in candidates:
-                fields, reason = (None, "not needed") if accepted else self.check(raw)
+            for raw, verdict in zip(candidates, verdicts):
+                fields, reason = (None, "not needed") if accepted else verdict
                 db.Candidate.create(item=item, raw=raw, accepted=fields is not None, reason=reason)
                 if fields is not None:
                     accepted = fields

@@ -87,23 +87,65 @@ class ReplyWeights:
     """The reply probability: a sum of weights, capped at 1, times the age decay (shared/bot/decide.py)."""
 
     base: float = _key(-0.1, "starting value of the sum")
-    per_depth_level: float = _key(-0.05, "added per comment level below top level")
+    per_depth_level: float = _key(-0.05, "added per comment level below top level (top level is depth 1)")
     human_author: float = _key(0.3, "the author looks human")
     bot_author: float = _key(
         -0.1, "the author looks like a bot (flair 'verified gpt-2', name ends in ssi/bot/gpt2)")
     positive_keyword: float = _key(0.5, "the text matches one of positive_keywords")
     new_post: float = _key(0.1, "the item is a new post")
-    question: float = _key(0.4, "a question ('?', ' you', what/how/when/why) on a post or in a reply to the bot")
+    question: float = _key(
+        0.4, "a question on a post or in a reply to the bot: '?', or one of the words what/how/when/why "
+             "or you/your/yours/you're/u")
     reply_to_bot: float = _key(0.3, "the item replies to the bot")
     in_own_post: float = _key(0.5, "the item is a comment in the bot's own post")
-    max_depth: int = _key(12, "never reply to comments deeper than this", check=_at_least(0))
+    bare_name: float = _key(
+        0.3, "the text names the bot without being a u/BOTNAME mention (the original counted it as one)")
+    mention_or_message: float = _key(
+        1.0, "the probability for a u/BOTNAME mention or a DM instead of the sum (the original's "
+             "message_mention_reply_probability)", check=_between(0, 1))
+    max_depth: int = _key(12, "never reply to comments deeper than this (top level is depth 1)", check=_at_least(0))
     age_decay_hours: float = _key(
         24.0, "the probability falls linearly to 0 as the post reaches this age", check=_at_least(0.1))
     mention_guard_depth: int = _key(
-        4, "mentions of the bot get probability 1 down to this depth; deeper they decay (loop guard)",
+        4, "mentions get mention_or_message down to this depth; deeper they decay (loop guard)",
         check=_at_least(0))
     mention_decay_per_level: float = _key(
         0.25, "how much a mention loses per level beyond mention_guard_depth", check=_between(0, 1))
+
+
+@dataclass
+class DetoxifyThresholds:
+    """Detoxify's labels: a text is toxic when any score is above its threshold (the
+    original's values, zacc/ssi-bot utils/toxicity_helper.py:14). A label the model does
+    not have is not checked (the 'original' models have no sexual_explicit)."""
+
+    toxicity: float = _key(0.8, check=_between(0, 1))
+    severe_toxicity: float = _key(0.05, check=_between(0, 1))
+    obscene: float = _key(0.8, check=_between(0, 1))
+    identity_attack: float = _key(0.4, check=_between(0, 1))
+    insult: float = _key(0.4, check=_between(0, 1))
+    threat: float = _key(0.3, check=_between(0, 1))
+    sexual_explicit: float = _key(0.8, check=_between(0, 1))
+
+
+TOXICITY_ENGINES = ("profanity-check", "detoxify")
+
+
+@dataclass
+class Toxicity:
+    """A trained classifier, on top of the negative keywords (shared/bot/toxicity.py)."""
+
+    engine: str = _key("profanity-check", "profanity-check (alt-profanity-check: offline, fast) or detoxify "
+                                          "(a local checkpoint)", check=_one_of(*TOXICITY_ENGINES))
+    incoming: bool = _key(True, "check what the bot reads: a toxic item gets probability 0, even a mention")
+    generated: bool = _key(True, "check what the bot writes: a toxic candidate is rejected with the reason")
+    threshold: float = _key(
+        0.8, "profanity-check: toxic when a sentence scores this or more", check=_between(0, 1))
+    checkpoint: typing.Optional[str] = _key(
+        None, "detoxify: a Detoxify checkpoint file (.ckpt) on this machine; relative to this file "
+              "(Detoxify cannot download one offline)")
+    thresholds: DetoxifyThresholds = _key(help="detoxify: toxic when any label scores above its threshold",
+                                          factory=DetoxifyThresholds)
 
 
 @dataclass
@@ -171,8 +213,9 @@ class Bot:
         help="never read or write text with these (word or prefix*), on top of the built-in list", factory=list)
     default_negative_keywords: bool = _key(
         True, "use the built-in safe list (shared/filters.py) as well")
-    excluded_authors: list[str] = _key(help="authors the bot never answers",
-                                       factory=lambda: ["AutoModerator", "reddit"])
+    excluded_authors: list[str] = _key(help="authors the bot never answers (the original's list)",
+                                       factory=lambda: ["AutoModerator", "reddit", "profanitycounter"])
+    toxicity: Toxicity = _key(help="a trained classifier on what the bot reads and writes", factory=Toxicity)
     reply: ReplyWeights = _key(help="reply probability weights", factory=ReplyWeights)
     caps: Caps = _key(help="spam caps", factory=Caps)
     inbox: Inbox = _key(help="inbox items to read", factory=Inbox)
@@ -216,7 +259,8 @@ class Snapshots:
     """Where the DB's snapshots live: an S3 bucket or a folder (off while both are empty)."""
 
     bucket: typing.Optional[str] = _key(None, "S3 bucket name; empty = no sync")
-    prefix: str = _key("ssi-bot/", "key prefix inside the bucket (or sub-folder of directory)")
+    prefix: str = _key("ssi-bot/", "folder inside the bucket (or sub-folder of directory); "
+                                   "'bots/a' and 'bots/a/' are the same")
     region: typing.Optional[str] = _key(None, "AWS region (empty = the SDK's default)")
     endpoint_url: typing.Optional[str] = _key(None, "any S3-compatible store (MinIO, R2, B2...)")
     directory: typing.Optional[str] = _key(
@@ -387,6 +431,9 @@ def _check_bots(config, problems):
         if bot.name.lower() in seen:
             problems.append(f"bots[{i}].name: {bot.name!r} appears twice, expected one entry per account")
         seen.add(bot.name.lower())
+        if bot.toxicity and bot.toxicity.engine == "detoxify" and not bot.toxicity.checkpoint:
+            problems.append(f"bots[{i}].toxicity.checkpoint: missing, expected a Detoxify checkpoint file on this "
+                            f"machine when engine is detoxify (Detoxify cannot download one offline)")
         slots = [s.subreddit.lower() for s in bot.submit if s]
         for sub in {s for s in slots if slots.count(s) > 1}:
             problems.append(f"bots[{i}].submit: r/{sub} appears twice, expected one schedule per subreddit")
@@ -430,6 +477,8 @@ def parse_config(data, base_dir=Path(".")):
     config.db = str((base_dir / config.db).resolve()) if config.db != ":memory:" else config.db
     for bot in config.bots:
         bot.model = str((base_dir / bot.model).resolve())
+        if bot.toxicity.checkpoint:
+            bot.toxicity.checkpoint = str((base_dir / bot.toxicity.checkpoint).resolve())
     config.training.db = str((base_dir / config.training.db).resolve())
     if config.snapshots.directory:
         config.snapshots.directory = str((base_dir / config.snapshots.directory).resolve())

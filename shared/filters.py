@@ -3,9 +3,27 @@
 Negative keywords keep a bot away from distasteful text: the decide job does
 not answer it, the generate job rejects candidates containing it, and the
 export job leaves it out of training data. A keyword is a whole word
-(``rape``) or a word prefix (``nazi*``), case-insensitive, so "trumpet" does
-not match ``trump`` and "grape", "rapid" and "therapist" do not match ``rape``,
-the false positives of the original bot. Pure: plain text in, plain data out.
+(``rape``) or a word prefix (``nazi*``), case-insensitive. Pure: plain text
+in, plain data out.
+
+The built-in list (``DEFAULT_NEGATIVE_KEYWORDS``) covers every stem of the
+original bot's list (zacc/ssi-bot utils/keyword_helper.py:14-34: politics,
+religion, violence, extremism, self-harm, sexual abuse, slurs) plus more
+slurs, and drops its false positives. The rule:
+
+- **A word is blocked in every sense.** "I'd murder a pizza", "execution
+  time" and "a chink in the armour" are blocked like "murder", "execution"
+  and the slur: skipping a harmless thread costs the bot one reply, while
+  answering a violent or hateful one can cost the account (a ban reaches the
+  owner's other accounts too), and no word list can read intent.
+- **A different word that merely contains a blocked one passes.** The
+  original matched stems as prefixes, so "trumpet", "rapid", "Pakistan",
+  "spicy", "pedometer", "Semitic languages", "Clintonville" and "kysely" were
+  blocked; here a stem is a whole word, and a prefix (``*``) only where no
+  innocent word shares it ("murder*" yes, "rap*" no). Words inside other
+  words never match either ("therapist", "grape", "Scunthorpe", "crisis").
+  Compounds that are their own innocent word pass ("Assassin's Creed",
+  "cocktail", "hitman" are not on the list at all).
 
 Usage::
 
@@ -17,6 +35,9 @@ Usage::
     reason = check_reply(candidate, negative, thread_texts=[post.title, parent.body])
     if reason is None:
         ...  # acceptable; otherwise reason is e.g. "too long: 10234 > 10000 chars"
+
+    mentions("hi u/Lovebot", "Lovebot")                  # True; "u/Lovebot-fan" is someone else
+    names("Lovebot said so", "Lovebot")                  # True: the bare name, a weaker signal
 
 Keyword patterns: letters and digits, with inner spaces, hyphens or
 apostrophes; a trailing ``*`` makes a prefix. An inner space or hyphen matches
@@ -35,23 +56,32 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
-# What the original bot refused to touch, minus the words that blocked whole
-# topics and groups ("kill", "jewish", "israel", "black people"): slurs,
-# extremism, sexual violence and abuse, self-harm. Prefixes only where no
-# innocent word shares them ("retard*" would block "fire retardant").
+# Every stem of the original bot's list (utils/keyword_helper.py:14-34, 56 stems), each
+# as the words it meant, plus slurs and self-harm phrases it lacked. See the module
+# docstring for the rule; tests/test_filters.py holds the must-block and must-pass table.
 DEFAULT_NEGATIVE_KEYWORDS = (
     # slurs
     "nigger*", "nigga", "niggas", "niggaz", "faggot*", "fag", "fags", "tranny", "trannies",
     "retard", "retards", "retarded", "kike*", "spic", "spics", "chink", "chinks", "gook", "gooks",
-    "paki", "pakis", "wetback*",
-    # extremism
+    "paki", "pakis", "wetback*", "dago", "dagos",
+    # hate, extremism, terror
     "nazi*", "hitler*", "heil", "holocaust*", "auschwitz", "swastika*", "kkk", "white power",
-    "white supremac*", "master race", "ethnic cleansing", "genocid*",
-    # sexual violence and abuse of children
+    "white supremac*", "supremacy", "supremacist*", "master race", "aryan", "aryans", "ethnic cleansing",
+    "genocid*", "concentration camp*", "racist*", "racism", "homophob*", "antisemit*", "anti-semit*",
+    "nationalist*", "nationalism", "terroris*", "jihad*", "isis", "hate you", "hate u", "hate ya",
+    # groups and places of the original's politics and religion stems
+    "black people", "jew", "jews", "jewish", "jewry", "muslim*", "israel", "israeli", "israelis",
+    "palestin*",
+    # politicians
+    "trump", "trumpism", "trumpist*", "putin", "clinton", "clintons",
+    # violence
+    "murder*", "torture*", "torturing", "torturous", "behead*", "decapitat*", "execution",
+    "executions", "executioner*", "columbine", "school shoot*",
+    # sexual violence, abuse of children, abortion
     "rape", "raped", "rapes", "raping", "rapist*", "pedo", "pedos", "pedophil*", "paedo", "paedos",
-    "paedophil*", "child porn*", "loli", "lolis", "incest*", "molest*",
+    "paedophil*", "child porn*", "loli", "lolis", "lolicon", "incest*", "molest*", "abortion*",
     # self-harm
-    "suicid*", "kill yourself", "kill myself", "kys", "self-harm*",
+    "suicid*", "kill yourself", "kill myself", "kys", "self-harm*", "selfharm*",
 )
 
 SIMILARITY_THRESHOLD = 0.95   # a reply this similar to a text of its thread repeats it
@@ -74,6 +104,18 @@ def mentions(text: str | None, name: str) -> bool:
 def strip_mentions(text: str, name: str) -> str:
     """``text`` without its mentions of ``u/NAME``; other names and links stay."""
     return _mention(name).sub("", text)
+
+
+def _bare_name(name: str) -> re.Pattern:
+    # NAME where a reddit name ends on both sides ("Lovebot-fan" and "xLovebot" are other
+    # names), with or without "u/": the original counted the bot's name anywhere in the text
+    # as a mention (zacc/ssi-bot reddit_io/logic_mixin.py:139-143)
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
+
+
+def names(text: str | None, name: str) -> bool:
+    """True when ``text`` contains the name ``NAME`` as a whole name, with or without ``u/``."""
+    return _bare_name(name).search(text or "") is not None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def test_minimal_config_gets_every_default():
     assert bot.sampling.temperature == 0.8 and bot.sampling.top_k == 40
     assert bot.sampling.top_p == 0.95 and bot.sampling.repetition_penalty == 1.008
     assert config.retention_days == 30 and config.schedule.fetch == 60
-    assert "AutoModerator" in bot.excluded_authors
+    assert bot.excluded_authors == ["AutoModerator", "reddit", "profanitycounter"]   # the original's three
     assert bot.negative_patterns(), "a safe default negative keyword list ships with the product"
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from jobs import fetch
 from shared.state import db
+from shared.errors import TransientError
 from tests.botworld import BOT, load, run_job, write_config
 
 
@@ -173,3 +174,49 @@ def test_a_quiet_fetch_leaves_the_db_file_unchanged(sandbox, world):
     fetch.run(world, world.bots)
     db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     assert hashlib.sha256(Path(world.db).read_bytes()).hexdigest() == before
+
+
+# --- the safety paths ---------------------------------------------------------------------------
+
+def test_the_inbox_is_marked_read_only_after_its_items_are_stored(sandbox, world):
+    world.bots[0].subreddits = []
+    post = sandbox.submit("alice", "elsewhere", "hi", selftext="x")
+    mention = sandbox.comment("bob", post["name"], f"what do you think u/{BOT}?")
+    # Reading the mentions' full comments fails: nothing is stored, so nothing may be marked read.
+    sandbox.faults.add("http", status=500, path="/api/info", times=None)
+    with pytest.raises(TransientError):
+        fetch.run(world, world.bots)
+    assert keys() == [] and len(sandbox.inbox(BOT, unread_only=True)) == 1
+    sandbox.faults.clear()
+    # Stored, then marking read fails: the next run reads it again and stores nothing twice.
+    sandbox.faults.add("http", status=500, path="/api/read_message", times=None)
+    with pytest.raises(TransientError):
+        fetch.run(world, world.bots)
+    assert keys() == [mention["name"]] and len(sandbox.inbox(BOT, unread_only=True)) == 1
+    sandbox.faults.clear()
+    fetch.run(world, world.bots)
+    assert keys() == [mention["name"]] and sandbox.inbox(BOT, unread_only=True) == []
+
+
+def test_listing_cursors_advance_to_the_newest_item_read(sandbox, world):
+    alice = sandbox.reddit("alice")
+    first = alice.subreddit("test").submit("first", selftext="x")
+    comment = alice.submission(first.id).reply("a comment")
+    fetch.run(world, world.bots)
+    cursors = {c.name: c.value for c in db.Cursor.select().where(db.Cursor.bot == BOT)}
+    assert cursors == {"new:test": first.created_utc, "comments:test": comment.created_utc}
+    later = alice.subreddit("test").submit("later", selftext="y")
+    sandbox.set_created(later.fullname, first.created_utc + 100)        # a minute and more later
+    fetch.run(world, world.bots)
+    assert db.Cursor.get(bot=BOT, name="new:test").value == first.created_utc + 100
+    assert db.Cursor.get(bot=BOT, name="comments:test").value == comment.created_utc
+    assert later.fullname in keys()
+
+
+def test_an_unexpected_failure_exits_1_with_its_traceback(sandbox, tmp_path):
+    path = write_config(tmp_path, sandbox.url)
+    # A listing in a shape PRAW does not know: not a reddit error ssi-bot can explain.
+    sandbox.faults.add("http", status=200, path="/r/test/new", body={"unexpected": [1, 2]}, times=None)
+    done = run_job("fetch", path)
+    assert done.returncode == 1, done.stderr
+    assert "unexpected failure" in done.stderr and "Traceback" in done.stderr and "ValueError" in done.stderr

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from shared.filters import (
     DEFAULT_NEGATIVE_KEYWORDS, REDDIT_LIMITS, KeywordMatcher, RedditLimits, check_reply, check_submission,
-    repeats_thread, similarity,
+    mentions, names, repeats_thread, similarity, strip_mentions,
 )
 
 NOTHING = KeywordMatcher([])
@@ -91,13 +91,146 @@ def test_every_default_keyword_matches_itself():
         assert DEFAULT.matches(f"x {keyword.removesuffix('*')} y"), keyword
 
 
-@pytest.mark.parametrize("text", [
-    "I play the trumpet", "grape juice", "my therapist", "rapid fire", "fire retardant", "a pedometer",
-    "that niggles me", "niggardly", "what a skill", "the killer app", "Nazareth", "scrape the paint",
-    "spicy food", "Pakistan", "a cocktail", "Heilbronn", "suite", "holy cow", "kysely", "lolipop",
+# --- the built-in list: must block, must pass ----------------------------------------------
+
+# Every one of the original's 56 stems (zacc/ssi-bot utils/keyword_helper.py:14-34), in an
+# ordinary sentence: (stem, sentence, the word the list must find).
+MUST_BLOCK = [
+    ("abortion", "The abortion debate again.", "abortion"),
+    ("antisemiti", "That is plain antisemitism", "antisemitism"),
+    ("antisemiti", "Such anti-Semitic remarks", "anti-semitic"),
+    ("aryan", "He went on about the Aryan ideal", "aryan"),
+    ("auschwitz", "A visit to Auschwitz", "auschwitz"),
+    ("behead", "They beheaded him", "beheaded"),
+    ("black people", "Why do black people always", "black people"),
+    ("child porn", "arrested for child pornography", "child pornography"),
+    ("chink", "Some chink said", "chink"),
+    ("clinton", "Clinton lied", "clinton"),
+    ("columbine", "Like Columbine all over again", "columbine"),
+    ("concentration camp", "Send them to concentration camps", "concentration camps"),
+    ("dago", "That dago over there", "dago"),
+    ("decapitat", "The decapitation video", "decapitation"),
+    ("execution", "The execution was broadcast live", "execution"),
+    ("genocide", "It was a genocide", "genocide"),
+    ("hate you", "I hate you so much", "hate you"),
+    ("hitler", "Hitler was right", "hitler"),
+    ("holocaust", "The Holocaust never happened", "holocaust"),
+    ("homophob", "That's homophobic", "homophobic"),
+    ("incest", "An incest joke", "incest"),
+    ("isis", "ISIS claimed the attack", "isis"),
+    ("israel", "What about Israel", "israel"),
+    ("jewish", "My Jewish neighbour", "jewish"),
+    ("jews", "The Jews control", "jews"),
+    ("jihad", "Calls for jihad", "jihad"),
+    ("kike", "Some kike said", "kike"),
+    ("kkk", "The KKK marched", "kkk"),
+    ("kys", "Just kys already", "kys"),
+    ("loli", "Loli art is fine", "loli"),
+    ("master race", "The master race", "master race"),
+    ("murder", "He murdered his wife", "murdered"),
+    ("muslim", "All Muslims are", "muslims"),
+    ("nationalist", "A white nationalist rally", "nationalist"),
+    ("nazi", "The Nazis were", "nazis"),
+    ("nigga", "Yo nigga", "nigga"),
+    ("nigger", "He called him a nigger", "nigger"),
+    ("paedo", "What a paedo", "paedo"),
+    ("paki", "Some Paki shop", "paki"),
+    ("palestin", "Free Palestine", "palestine"),
+    ("pedo", "The pedo next door", "pedo"),
+    ("putin", "Putin's war", "putin"),
+    ("racist", "That's racist", "racist"),
+    ("rape", "He tried to rape her", "rape"),
+    ("rapi", "The raping of Nanking", "raping"),
+    ("retard", "You retard", "retard"),
+    ("school shoot", "Another school shooting", "school shooting"),
+    ("self harm", "Self harm helps me cope", "self harm"),
+    ("semiti", "The rise of anti semitism", "anti semitism"),
+    ("supremacy", "White supremacy is", "white supremacy"),
+    ("spic", "Some spic took my job", "spic"),
+    ("swastika", "A swastika tattoo", "swastika"),
+    ("terroris", "He is a terrorist", "terrorist"),
+    ("torture", "They tortured prisoners", "tortured"),
+    ("tranny", "Look at that tranny", "tranny"),
+    ("trump", "Trump won", "trump"),
+    ("white power", "White power forever", "white power"),
+    # The rule (shared/filters.py): a blocked word is blocked in every sense.
+    ("murder", "I'd murder a pizza right now", "murder"),
+    ("execution", "The execution time is too long", "execution"),
+    ("chink", "A chink in the armour", "chink"),
+]
+
+ORIGINAL_STEMS = [
+    "abortion", "antisemiti", "aryan", "auschwitz", "behead", "black people", "child porn", "chink", "clinton",
+    "columbine", "concentration camp", "dago", "decapitat", "execution", "genocide", "hate you", "hitler",
+    "holocaust", "homophob", "incest", "isis", "israel", "jewish", "jews", "jihad", "kike", "kkk", "kys", "loli",
+    "master race", "murder", "muslim", "nationalist", "nazi", "nigga", "nigger", "paedo", "paki", "palestin",
+    "pedo", "putin", "racist", "rape", "rapi", "retard", "school shoot", "self harm", "semiti", "supremacy",
+    "spic", "swastika", "terroris", "torture", "tranny", "trump", "white power",
+]
+
+# Innocent words the original's prefix matching blocked, and traps of the same kind.
+MUST_PASS = [
+    "I play the trumpet", "Love trumps hate", "rapid transit", "It grew rapidly", "white water rapids",
+    "a rapier wit", "rapeseed oil", "my therapist said", "grape juice", "drape the curtains",
+    "scrape the paint", "Scunthorpe United won", "Pakistan is playing India", "a Pakistani restaurant",
+    "the housing crisis", "Assassin's Creed is my favourite game", "The cocktail party", "The hitman movie",
+    "spicy food", "the star Spica", "a pedometer", "a lolipop", "I read Lolita", "Dagobah system",
+    "Semitic languages", "kysely is a query builder", "Clintonville, Ohio", "an Israelite tribe",
+    "fire retardant", "Palestrina's masses", "kkkk lol", "I hate your guts? no, I hate youtube ads",
+    "skill yourself up", "Nazareth", "that niggles me", "niggardly", "the killer app", "Heilbronn",
+    "putting green", "the supreme court",
+    "a dagobert", "execute the script",
+]
+
+
+def test_the_table_covers_every_stem_of_the_original():
+    assert len(ORIGINAL_STEMS) == 56
+    assert set(ORIGINAL_STEMS) <= {stem for stem, _, _ in MUST_BLOCK}
+
+
+def _variants(sentence):
+    """Any case, with punctuation around."""
+    return [sentence, sentence.upper(), sentence.lower(), sentence.title(), f'"{sentence}!"',
+            f"({sentence}?)", f"...{sentence}...", f"*{sentence}*", f"- {sentence};"]
+
+
+@pytest.mark.parametrize("stem, sentence, word", MUST_BLOCK, ids=[f"{s}:{t}" for s, t, _ in MUST_BLOCK])
+def test_the_default_list_blocks(stem, sentence, word):
+    for text in _variants(sentence):
+        assert word in DEFAULT.matches(text), text
+
+
+@pytest.mark.parametrize("text", MUST_PASS)
+def test_the_default_list_lets_pass(text):
+    for variant in _variants(text):
+        assert DEFAULT.matches(variant) == [], variant
+
+
+# --- mentions and bare names -------------------------------------------------------------
+
+@pytest.mark.parametrize("text, is_mention, is_named", [
+    ("hi u/Lovebot", True, True),
+    ("hi /u/LOVEBOT!", True, True),
+    ("(u/Lovebot), what now?", True, True),
+    ("u/Lovebot's take", True, True),
+    ("hi u/Lovebot-fan", False, False),          # another account: names run on through "-" and "_"
+    ("hi u/Lovebot_2", False, False),
+    ("hi u/xLovebot", False, False),
+    ("see reddit.com/u/Lovebot", False, True),   # a link to the profile names it, does not summon it
+    ("Lovebot said so", False, True),
+    ("lovebot.", False, True),
+    ("Lovebots are cute", False, False),
+    ("Lovebot-fan here", False, False),
+    ("", False, False),
+    (None, False, False),
 ])
-def test_default_keywords_let_innocent_words_through(text):
-    assert DEFAULT.matches(text) == []
+def test_a_mention_is_u_slash_name_where_the_name_ends_and_a_bare_name_is_weaker(text, is_mention, is_named):
+    assert mentions(text, "Lovebot") is is_mention
+    assert names(text, "Lovebot") is is_named
+
+
+def test_strip_mentions_removes_only_the_bots_own():
+    assert strip_mentions("u/Lovebot hi u/Lovebot-fan and /u/lovebot", "Lovebot") == " hi u/Lovebot-fan and "
 
 
 # --- similarity -------------------------------------------------------------------------

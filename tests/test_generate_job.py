@@ -1,4 +1,5 @@
-"""jobs.generate: prompts from the cached thread, best-of-N in shared batches, validation, give-up."""
+"""jobs.generate: prompts from the cached thread, best-of-N in shared batches, validation, give-up,
+and the safety checks on every candidate (negative keywords, repetition, toxicity)."""
 
 import pytest
 
@@ -115,3 +116,108 @@ def test_a_missing_model_is_one_clear_error(sandbox, world, tmp_path):
     with pytest.raises(ModelError, match="no-such-model"):
         generate.run(world, world.bots)
     assert db.Item.get().state == db.QUEUED, "nothing is lost: the item waits for a model"
+
+
+# --- the checks inside the job, with a model that can only say a few words ------------------------
+
+@pytest.fixture(scope="module")
+def word_model_dir(tmp_path_factory):
+    """``build(words)``: a tiny GPT-2 whose likeliest tokens, whatever the input, are ``words``
+    (each " word") and "<|", all raised alike. With ``top_k`` = len(words) + 1 it samples only
+    those, and with a few new tokens every candidate is empty, made of ``words``, or unclosed."""
+    import torch
+    from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+
+    from shared.training.model_init import init_model, synthetic_tagged_text, train_tokenizer
+
+    vocabulary = ["idiot", "stupid", "hello"]
+    tokenizer = train_tokenizer(synthetic_tagged_text(300, seed=0) + [" " + " ".join(vocabulary)] * 300, 400)
+    base = init_model("tiny", tokenizer, tmp_path_factory.mktemp("words") / "base", n_positions=512, seed=0)
+    built = {}
+
+    def build(words):
+        if words not in built:
+            tokenizer = GPT2TokenizerFast.from_pretrained(base)
+            model = GPT2LMHeadModel.from_pretrained(base)
+            ids = [tokenizer.get_vocab()[token] for token in ["<|"] + [f"Ġ{w}" for w in words]]
+            with torch.no_grad():
+                rows = model.transformer.wte.weight[ids]
+                model.transformer.ln_f.bias.copy_(rows.T @ torch.linalg.solve(rows @ rows.T, torch.full((len(ids),), 12.0)))
+                model.transformer.ln_f.weight.mul_(0.1)
+            out = tmp_path_factory.mktemp("words") / "-".join(words)
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            built[words] = out
+        return built[words]
+
+    return build
+
+
+def only_the_deepest(config, sandbox, texts):
+    """A human thread whose post and comments say ``texts`` (title, body, comments...); fetched
+    and decided, with only its deepest comment queued. Returns that item."""
+    post = sandbox.submit("alice", "test", texts[0], selftext=texts[1])
+    parent = post["name"]
+    for i, text in enumerate(texts[2:]):
+        parent = sandbox.comment(f"user{i}", parent, text)["name"]
+    fetch.run(config, config.bots)
+    db.Item.update(state=db.SKIPPED).where(db.Item.key != parent).execute()
+    decide.run(config, config.bots, seed=0)
+    item = db.Item.get(key=parent)
+    assert item.state == db.QUEUED, item.reason
+    return item
+
+
+def speaking(config, model, words, **bot):
+    (settings,) = config.bots
+    settings.model = str(model)
+    settings.sampling.top_k, settings.sampling.max_new_tokens = len(words) + 1, 6
+    settings.sampling.candidates, settings.sampling.attempts = 4, 3
+    for name, value in bot.items():
+        setattr(settings, name, value)
+
+
+def reasons_of(item):
+    return [c.reason for c in db.Item.get_by_id(item.id).candidates]
+
+
+def test_toxic_candidates_are_rejected_with_the_classifiers_reason(sandbox, world, word_model_dir):
+    speaking(world, word_model_dir(("idiot", "stupid")), ("idiot", "stupid"))
+    item = only_the_deepest(world, sandbox, ["A friendly thread", "hi all", "nice to meet you"])
+    generate.run(world, world.bots)
+    item = db.Item.get_by_id(item.id)
+    assert item.state == db.FAILED and not any(c.accepted for c in item.candidates)
+    reasons = reasons_of(item)
+    assert set(reasons) <= {"empty", "unclosed", "toxic: profanity 1.00 >= 0.80"}
+    assert "toxic: profanity 1.00 >= 0.80" in reasons and "toxic: profanity" in item.reason
+
+
+def test_generated_toxicity_can_be_switched_off(sandbox, world, word_model_dir):
+    speaking(world, word_model_dir(("idiot", "stupid")), ("idiot", "stupid"))
+    world.bots[0].toxicity.generated = False
+    item = only_the_deepest(world, sandbox, ["A friendly thread", "hi all", "nice to meet you"])
+    generate.run(world, world.bots)
+    assert db.Item.get_by_id(item.id).state == db.GENERATED
+
+
+def test_candidates_with_a_negative_keyword_are_rejected(sandbox, world, word_model_dir):
+    speaking(world, word_model_dir(("idiot", "stupid")), ("idiot", "stupid"), negative_keywords=["idiot", "stupid"])
+    world.bots[0].toxicity.generated = False
+    item = only_the_deepest(world, sandbox, ["A friendly thread", "hi all", "nice to meet you"])
+    generate.run(world, world.bots)
+    item = db.Item.get_by_id(item.id)
+    assert item.state == db.FAILED
+    keyword = [r for r in reasons_of(item) if r.startswith("negative keyword: ")]
+    assert keyword and set(reasons_of(item)) - set(keyword) <= {"empty", "unclosed"}
+
+
+def test_candidates_that_repeat_the_thread_are_rejected(sandbox, world, word_model_dir):
+    # Up to 5 "hello"s fit in 6 new tokens with the closing "<|"; the thread holds each count.
+    speaking(world, word_model_dir(("hello",)), ("hello",))
+    thread = [" ".join(["hello"] * n) for n in range(1, 7)]
+    item = only_the_deepest(world, sandbox, thread)
+    generate.run(world, world.bots)
+    item = db.Item.get_by_id(item.id)
+    assert item.state == db.FAILED
+    repeats = [r for r in reasons_of(item) if r == "repeats the thread (similarity 1.00)"]
+    assert repeats and set(reasons_of(item)) - set(repeats) <= {"empty", "unclosed"}

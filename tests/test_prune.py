@@ -61,3 +61,29 @@ def test_prune_reclaims_space_when_much_was_freed(config, tmp_path):
     db.database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     assert db.Thing.select().count() == 0
     assert (tmp_path / "state.db").stat().st_size < size_before / 4
+
+
+@pytest.mark.parametrize("state", [db.SEEN, db.QUEUED, db.GENERATED, db.POSTING])
+def test_work_in_progress_and_its_ancestry_are_kept_whatever_their_age(config, state):
+    thing("t3_post", age_days=90)
+    thing("t1_parent", parent="t3_post", age_days=90)
+    thing("t1_item", parent="t1_parent", age_days=90)
+    kept = item("t1_item", state, 90, text="work in progress")
+    db.Decision.create(item=kept, probability=1, draw=0.1, reasons=["x"])
+    db.Candidate.create(item=kept, raw="hi<|", accepted=True)
+    db.PostAttempt.create(item=kept)
+    counts = prune.run(config)
+    assert counts == {"decisions": 0, "candidates": 0, "post attempts": 0, "items": 0, "things": 0}
+    assert [i.key for i in db.Item.select()] == ["t1_item"]
+    assert sorted(t.fullname for t in db.Thing.select()) == ["t1_item", "t1_parent", "t3_post"]
+
+
+def test_the_last_day_is_kept_whatever_days_says_because_the_caps_count_it(config):
+    thing("t1_recent", age_days=0.5)
+    thing("t1_old", age_days=2)
+    recent = item("t1_recent", db.POSTED, 0.5)
+    db.Decision.create(item=recent, probability=1, draw=0.1, reasons=["x"])
+    item("t1_old", db.SKIPPED, 2)
+    prune.run(config, days=0.01)
+    assert [i.key for i in db.Item.select()] == ["t1_recent"] and db.Decision.select().count() == 1
+    assert [t.fullname for t in db.Thing.select()] == ["t1_recent"]

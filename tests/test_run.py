@@ -87,3 +87,29 @@ def test_overlapping_run_of_the_same_job_exits_0_at_once(sandbox, world):
     assert done.returncode == 0
     assert "post is already running" in done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_on_an_empty_disk_run_restores_the_newest_snapshot_from_s3_before_anything_runs(sandbox, tmp_path, s3_server):
+    from shared.config import load_config
+    from shared.state import replica
+
+    snapshots = {"bucket": s3_server.new_bucket(), "endpoint_url": s3_server.url, "region": "us-east-1"}
+    path = write_config(tmp_path, sandbox.url, snapshots=snapshots)
+    sandbox.create_account(BOT)
+    config = load_config(path)
+    post = sandbox.submit("alice", "test", "answered last week", selftext="x")
+    db.open(config.db)        # what the machine that died knew: this post was answered
+    db.add_item(BOT, post["name"], "listing")[0].move(db.POSTED, result="t1_earlier", reason="answered")
+    db.close()
+    replica.push(config)
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
+
+    log = run_once(path)
+    assert "restored snapshot 000000000001" in log
+    db.open(config.db)
+    try:
+        (item,) = db.Item.select()
+        assert (item.key, item.state, item.result) == (post["name"], db.POSTED, "t1_earlier")
+    finally:
+        db.close()

@@ -138,6 +138,26 @@ def test_round_trip_through_a_local_directory(tmp_path):
     assert table_rows(config.db) == original
 
 
+@pytest.mark.parametrize("prefix", ["bots/holdout", "bots/holdout/", "/bots/holdout"])
+def test_a_prefix_is_a_folder_with_or_without_its_slash(tmp_path, s3_server, prefix):
+    bucket = s3_server.new_bucket()
+    config = load_config(write_config(tmp_path, bucket=bucket, endpoint_url=s3_server.url, prefix=prefix))
+    add_rows(config.db, ["alice"])
+    replica.push(config)
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["bots/holdout/snapshots/000000000001.db.zst"]
+    wipe(config.db)
+    assert replica.restore_if_missing(config) and thing_names(config.db) == {"alice"}
+
+
+def test_snapshots_left_under_the_old_slashless_key_are_one_line_saying_where_to_move_them(tmp_path, s3_server):
+    bucket = s3_server.new_bucket()
+    s3_server.client().put_object(Bucket=bucket, Key="bots/holdoutsnapshots/000000000001.db.zst", Body=b"x")
+    config = load_config(write_config(tmp_path, bucket=bucket, endpoint_url=s3_server.url, prefix="bots/holdout"))
+    with pytest.raises(ConfigError, match=f"move them to s3://{bucket}/bots/holdout/snapshots/"):
+        replica.snapshots(config)
+
+
 def test_snapshot_metadata_holds_the_checksum_of_the_uncompressed_file_and_the_base(s3_config, s3_server):
     add_rows(s3_config.db, ["alice"])
     first = replica.push(s3_config)

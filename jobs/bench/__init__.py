@@ -1,8 +1,8 @@
-"""The project's performance record: CPU generation, the dump import and the quality guard.
+"""The project's performance record: CPU generation, the dump import, the toxicity check and the quality guard.
 
     python -m jobs.bench                      # everything (about 10 minutes on 2 cores)
     python -m jobs.bench --quick              # a one-minute run: batch 1 and 16, fewer calls
-    python -m jobs.bench --only generation    # or download, or quality
+    python -m jobs.bench --only generation    # or download, toxicity, quality
     python -m jobs.bench --quality            # add the quality guard on the demo model (builds it)
     python -m jobs.bench --json out.json      # where the numbers go (default bench-results.json)
     python -m jobs.bench --readme out.json    # rewrite the README's Performance tables from a run
@@ -19,6 +19,8 @@ Each section is a module of this package:
   the ratios to the original's row; ``others``, the cores busy with other processes while
   the row ran (numbers taken with ``others`` above 0.1 are noisy).
 - ``download.py``: a generated .zst dump imported by ``jobs.download``.
+- ``toxicity.py``: each toxicity engine's texts/s and p50 cost per text, the share of the
+  demo corpus it flags, and the check of a generate round against generating that round.
 - ``quality.py``: on the demo model, perplexity per precision and the share of tag-valid
   replies to prompts cut from its eval threads.
 - ``report.py``: the README's Performance tables, written from a run's JSON.
@@ -63,13 +65,13 @@ def machine() -> dict:
 # --- command line ----------------------------------------------------------------------
 
 def main(argv=None):
-    from jobs.bench import download, generation, quality
+    from jobs.bench import download, generation, quality, toxicity
 
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a one-minute run: batch 1 and 16, fewer calls")
-    parser.add_argument("--only", choices=("generation", "download", "quality"), action="append",
-                        help="run only this section (repeatable); default: generation and download, "
+    parser.add_argument("--only", choices=("generation", "download", "toxicity", "quality"), action="append",
+                        help="run only this section (repeatable); default: generation, download and toxicity, "
                              "plus quality when the demo model is built")
     parser.add_argument("--quality", action="store_true", help="include the quality guard (builds the demo model)")
     parser.add_argument("--json", default="bench-results.json", help="where to write the numbers (%(default)s)")
@@ -104,7 +106,8 @@ def main(argv=None):
     from shared.generation import choose
     from shared.training.demo_model import DEMO_DIR, is_built
 
-    sections = args.only or ["generation", "download"] + (["quality"] if args.quality or is_built(DEMO_DIR) else [])
+    sections = args.only or ["generation", "download", "toxicity"] + (
+        ["quality"] if args.quality or is_built(DEMO_DIR) else [])
     if args.quality and "quality" not in sections:
         sections.append("quality")
     auto_backend, auto_precision, auto_device = choose()
@@ -131,6 +134,10 @@ def main(argv=None):
         results["download"] = download.bench_download(lines=lines)
         out += ["", "download (python -m jobs.bench --only download):",
                 *(f"  {key}: {value}" for key, value in results["download"].items())]
+    if "toxicity" in sections:
+        print("toxicity: each engine on the demo corpus, and a generate round...", file=sys.stderr)
+        results["toxicity"] = toxicity.bench_toxicity(quick=args.quick)
+        out += [""] + toxicity.toxicity_lines(results["toxicity"])
     if "quality" in sections:
         print("quality: perplexity and tag-valid replies on the demo model...", file=sys.stderr)
         results["quality"] = quality.bench_quality()

@@ -40,6 +40,8 @@ def performance_section(results: dict) -> str:
         parts += ["", quality_table(results["quality"])]
     if "download" in results:
         parts += ["", download_line(results["download"])]
+    if "toxicity" in results:
+        parts += ["", toxicity_table(results["toxicity"])]
     return "\n".join(parts)
 
 
@@ -71,6 +73,23 @@ def quality_table(quality: dict) -> str:
         delta = entry.get("perplexity_vs_fp32_pct")
         lines.append(f"| {name} | {entry['perplexity']:.4f} | {'-' if delta is None else f'{delta:+.3f} %'} | "
                      f"{entry['tag_valid_share']:.1%} |")
+    return "\n".join(lines)
+
+
+def toxicity_table(toxicity: dict) -> str:
+    round_ = toxicity["round"]
+    lines = [f"The toxicity check on the {toxicity['corpus_texts']:,} texts of the demo corpus, and against a generate "
+             f"round ({round_['items']} items x {round_['candidates']} candidates of {round_['new_tokens']} tokens, "
+             f"GPT-2 124M, {TITLES.get(round_['config'], round_['config'])}: {round_['seconds']:.1f} s). "
+             f"Detoxify ran unbiased-small's shape with random weights (speed only):", "",
+             "| engine | texts/s, 1 per call | ms per text (p50), 1 per call | texts/s, 32 per call | "
+             "flagged in the demo corpus | checking a round | share of the round | cold load | its peak RSS |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in toxicity["rows"]:
+        flagged = f"{r['flagged_share']:.1%}" if "flagged_share" in r else "-"
+        lines.append(f"| {r['engine']} | {r['texts_per_s_batch1']:,.0f} | {r['ms_per_text_p50_batch1']:.2f} | "
+                     f"{r['texts_per_s_batch32']:,.0f} | {flagged} | {1000 * r['round_check_s']:.0f} ms | "
+                     f"{r['share_of_round']:.2%} | {r['load_s']:.1f} s | {r['load_rss_mib']} MiB |")
     return "\n".join(lines)
 
 

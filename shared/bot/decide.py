@@ -9,11 +9,20 @@ Usage::
     p, reasons = reply_probability(situation, bot)     # bot: a config.Bot
     # p == 0.2, reasons == ['base -0.10', 'human author +0.30', 'age 0.0h x1.00']
 
-The rules, with every weight a key of ssi-bot.yaml (``reply:``): hard
-zeros first (own items, excluded authors, negative keywords, announcements,
-removed/deleted/locked, too deep), then mentions and DMs at 1, then a sum of
+The rules, with every weight a key of ssi-bot.yaml (``reply:``), in the
+original's order (zacc/ssi-bot reddit_io/logic_mixin.py:83-203): hard zeros
+first (own items, excluded authors, negative keywords, announcements, toxic
+text, removed/deleted/locked, too deep), then mentions and DMs at
+``mention_or_message`` (1; a toxic mention still gets 0), then a sum of
 weights capped at 1 and multiplied by the post's age decay. A fresh human
 top-level comment gets 0.20, a fresh human post 0.30, with a question 0.70.
+
+Depth counts as the original did: a top-level comment is depth 1, and
+comments deeper than ``max_depth`` (12) get 0. A question is a "?" or one of
+the words what/how/when/why or you/your/yours/you're/u ("show", "young" and
+"u/SomeoneElse" are not). The bot's bare name in the text (not a u/ mention)
+adds ``bare_name``; a u/BOTNAME mention is one only where the name ends
+(shared/filters.py: "u/Lovebot-fan" is not Lovebot).
 """
 
 from __future__ import annotations
@@ -21,9 +30,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.filters import KeywordMatcher, mentions
+from shared.filters import KeywordMatcher, mentions, names
 
-_QUESTION = re.compile(r"\?|\byou\b|\b(?:what|how|when|why)\b", re.IGNORECASE)
+# The original tested substrings ('?', ' you', 'what', ...), so "your" and "young" counted as
+# "you" and "show" as "how" (zacc/ssi-bot reddit_io/logic_mixin.py:182). Here: whole words.
+# Words addressing the reader count ("your cat is cute" talks to the bot); "u/" starts a
+# username, not the word "u".
+# ("you're" is the word "you" and an apostrophe.)
+_QUESTION = re.compile(r"\?|\b(?:what|how|when|why|you|your|yours|yourself|u(?!/)|ur)\b", re.IGNORECASE)
 _BOT_NAME_ENDINGS = ("ssi", "bot", "gpt2")
 
 
@@ -38,13 +52,14 @@ class Situation:
     text: str                       # title + body for posts, body otherwise
     post_age_hours: float           # age of the post the item belongs to (a message: its own age)
     author_flair: str | None = None
-    depth: int | None = None        # comments: 0 = top level
+    depth: int | None = None        # comments: 1 = top level, as the original counted
     post_author: str | None = None
     parent_author: str | None = None
     link_flair: str | None = None
     locked: bool = False
     removed: bool = False
     deleted: bool = False
+    toxic: str | None = None        # the toxicity check's reason (shared/bot/toxicity.py), if any
 
 
 def looks_like_bot(author, flair):
@@ -73,6 +88,8 @@ def _hard_zero(s, bot, negative):
         return f"negative keyword: {words[0]}"
     if (s.link_flair or "").strip().lower() == "announcement":
         return "announcement flair"
+    if s.toxic:
+        return s.toxic
     if s.removed:
         return "removed"
     if s.locked:
@@ -100,14 +117,14 @@ def reply_probability(s, bot, positive=None, negative=None):
         return 0.0, [zero]
 
     if s.source == "message":
-        return 1.0, ["private message"]
+        return w.mention_or_message, ["private message"]
     if s.source == "mention" or mentions(s.text, s.bot):
-        depth = s.depth or 0
+        depth = s.depth or 1
         if depth <= w.mention_guard_depth:
-            return 1.0, ["mention"]
+            return w.mention_or_message, ["mention"]
         # Two bots that mention each other would talk forever: beyond the guard
         # depth a mention loses weight per level and with the post's age.
-        p = max(0.0, 1.0 - w.mention_decay_per_level * (depth - w.mention_guard_depth))
+        p = w.mention_or_message * max(0.0, 1.0 - w.mention_decay_per_level * (depth - w.mention_guard_depth))
         age = _age_factor(s, w)
         return p * age, [f"mention at depth {depth} {p:.2f}", f"age {s.post_age_hours:.1f}h x{age:.2f}"]
 
@@ -119,8 +136,8 @@ def reply_probability(s, bot, positive=None, negative=None):
         total += weight
         reasons.append(f"{why} {weight:+.2f}")
 
-    if s.kind == "comment" and s.depth:
-        add(w.per_depth_level * s.depth, f"depth {s.depth}")
+    if s.kind == "comment" and s.depth and s.depth > 1:
+        add(w.per_depth_level * (s.depth - 1), f"depth {s.depth}")
     if looks_like_bot(s.author, s.author_flair):
         add(w.bot_author, "bot author")
     else:
@@ -128,6 +145,8 @@ def reply_probability(s, bot, positive=None, negative=None):
     matched = positive.matches(s.text)
     if matched:
         add(w.positive_keyword, f"positive keyword {matched[0]}")
+    if names(s.text, s.bot):
+        add(w.bare_name, "names the bot")
     replying_to_bot = s.kind == "comment" and _same(s.parent_author, s.bot)
     if s.kind == "submission":
         add(w.new_post, "new post")

@@ -8,7 +8,7 @@ Usage::
     replica.restore(config, force=False)   # pull: newest good snapshot into place
     replica.snapshots(config)              # [Snapshot(generation, key, size, modified)]
 
-Objects are ``{prefix}snapshots/{generation:012d}.db.zst`` (zero-padded, so key
+Objects are ``{prefix}/snapshots/{generation:012d}.db.zst`` (zero-padded, so key
 order is number order): a ``VACUUM INTO`` copy of the live DB taken from a
 fresh connection (never one holding a write transaction), zstd-compressed,
 with metadata ``sha256`` (of the uncompressed file) and ``base`` (the

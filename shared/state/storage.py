@@ -88,16 +88,25 @@ _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenie
 _REGION_CODES = {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException", "301"}
 
 
-class S3Storage:
-    """Objects under ``s3://bucket/prefix`` through boto3.
+def as_folder(prefix):
+    """A key prefix as a folder: ``"bots/a"``, ``"bots/a/"`` and ``"/bots/a"`` are all ``"bots/a/"``; ``""`` stays."""
+    inner = (prefix or "").strip("/")
+    return f"{inner}/" if inner else ""
 
-    ``endpoint_url`` points at any S3-compatible store; empty means AWS. Each
-    instance makes its own boto3 session, so threads may each hold one.
+
+class S3Storage:
+    """Objects under ``s3://bucket/prefix/`` through boto3.
+
+    The prefix is a folder, with or without its trailing slash. ``endpoint_url``
+    points at any S3-compatible store; empty means AWS. Each instance makes its
+    own boto3 session, so threads may each hold one.
     """
 
     def __init__(self, bucket, prefix="", region=None, endpoint_url=None, client=None):
         self.bucket = bucket
-        self.prefix = prefix or ""
+        self.prefix = as_folder(prefix)
+        # Releases before the prefix was a folder wrote "bots/asnapshots/..." for "bots/a".
+        self._legacy_prefix = prefix if prefix and not prefix.endswith("/") else None
         self.region = region
         self.endpoint_url = endpoint_url
         self._client = client
@@ -139,14 +148,21 @@ class S3Storage:
             self._raise(exc, key)
 
     def list(self, prefix=""):
+        found = self._list(self.prefix, prefix)
+        if not found and self._legacy_prefix and self._list(self._legacy_prefix, prefix):
+            old, new = f"s3://{self.bucket}/{self._legacy_prefix}{prefix}", f"s3://{self.bucket}/{self.prefix}{prefix}"
+            raise ConfigError(f"snapshots.prefix {self._legacy_prefix!r}: an older release stored the snapshots at "
+                              f"{old}, without the slash; move them to {new} "
+                              f"(aws s3 mv {old} {new} --recursive)")
+        return found
+
+    def _list(self, base, prefix):
         found = []
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base + prefix)
             for page in pages:
                 for entry in page.get("Contents", []):
-                    found.append(ObjectInfo(entry["Key"][len(self.prefix):], entry["Size"],
-                                            entry["LastModified"].timestamp()))
+                    found.append(ObjectInfo(entry["Key"][len(base):], entry["Size"], entry["LastModified"].timestamp()))
         except Exception as exc:  # noqa: BLE001
             self._raise(exc, prefix)
         return sorted(found, key=lambda o: o.key)
