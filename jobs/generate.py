@@ -60,7 +60,8 @@ def generate_group(model, items, bots, batch_size):
             queued.item.prompt = queued.prompt
             queued.item.save(only=[db.Item.prompt])
     while pending:
-        outputs = model.generate([q.prompt for q in pending], generation.Sampling.from_settings(bot.sampling),
+        sampling = generation.Sampling.from_settings(bot.sampling, model_args=model.model_args)
+        outputs = model.generate([q.prompt for q in pending], sampling,
                                  n=bot.sampling.candidates, batch_size=batch_size, progress=len(pending) > 4)
         pending = [queued for queued, candidates in zip(pending, outputs) if not queued.settle(candidates)]
 

@@ -132,8 +132,9 @@ class BotSampling:
 
     temperature: float = _key(Sampling.temperature, "softmax temperature", check=_between(0.01, 5))
     top_k: int = _key(Sampling.top_k, "sample from the k likeliest tokens (0 = off)", check=_at_least(0))
-    top_p: float = _key(Sampling.top_p, "nucleus sampling: smallest set with this total probability",
-                        check=_between(0.01, 1))
+    top_p: typing.Optional[float] = _key(
+        None, f"nucleus sampling: smallest set with this total probability (empty = the model's "
+              f"model_args.json top_p, else {Sampling.top_p})", check=_between(0.01, 1))
     repetition_penalty: float = _key(Sampling.repetition_penalty, "penalise tokens already in the text (1 = off)",
                                      check=_between(1, 3))
     max_new_tokens: int = _key(Sampling.max_new_tokens, "longest reply in tokens (also bounded by the model's context)",
