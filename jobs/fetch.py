@@ -7,7 +7,9 @@ multi-subreddit listing, a+b+c) back to the stored cursor, and the unread
 inbox (replies, mentions, and private messages when enabled). Each is stored
 as a Thing (the content) and an Item (the bot's work). Then the ancestors
 that prompts and decisions need (parent comments up to the post) are read in
-batches of 100 through /api/info, one request per level, never one per parent.
+batches of 100 through /api/info, one request per level, never one per parent;
+and the earlier messages of a private conversation (its subject, the bot's own
+replies) in one request per conversation.
 
 Idempotent: items are keyed by (bot, fullname) and listing cursors are
 stored, so a second run stores nothing new. A reply of the bot's found in a
@@ -57,6 +59,7 @@ def fetch_bot(client, bot):
     pending = [i.key for i in db.Item.select(db.Item.key).where(
         (db.Item.bot == bot.name) & (db.Item.state == db.SEEN)) if not i.is_submission]
     requests = resolve_ancestry(client, pending, levels=bot.reply.max_depth + 2)
+    requests += read_conversations(client, bot, [key for key in pending if key.startswith("t4_")])
     if inbox["read"]:
         client.inbox.mark_read(inbox["read"])
     kinds = {}
@@ -156,6 +159,30 @@ def resolve_ancestry(client, fullnames, levels):
         if not frontier:
             break
     set_depths(fullnames, levels)
+    return requests
+
+
+def read_conversations(client, bot, fullnames):
+    """Read the earlier messages of each private message in ``fullnames`` whose parent is
+    not cached: one request per conversation (/message/messages/ID answers all of it).
+
+    The messages are stored as Things only (the bot's own included: the prompt shows the
+    whole conversation), never as work; a reply of the bot's marks its parent answered.
+    Returns the number of requests made.
+    """
+    requests = 0
+    for fullname in fullnames:
+        thing = db.Thing.get_or_none(db.Thing.fullname == fullname)
+        if thing is None or not thing.parent or db.Thing.get_or_none(db.Thing.fullname == thing.parent):
+            continue
+        messages = reddit.conversation(client, fullname)
+        requests += 1
+        records = [reddit.thing_row(m) for m in messages]
+        with db.database.atomic():
+            db.store_things(records)
+            for record in records:
+                if (record.get("author") or "").lower() == bot.name.lower() and record.get("parent"):
+                    db.mark_answered(bot.name, record["parent"], record["fullname"])
     return requests
 
 

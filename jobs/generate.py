@@ -28,9 +28,13 @@ from shared.state import db
 
 log = logging.getLogger("generate")
 
-# Comments and posts in a prompt: the item itself plus five ancestors, plus
-# the post (docs/tag-format.md: at most 6 items, the post only at depth <= 5).
+# Items a prompt shows (docs/tag-format.md): at most 6, the post only at depth <= 5; and
+# the repeats check compares a reply with as many.
 PROMPT_ITEMS = 7
+# How far up the cache is walked for a prompt. Roles are judged on the whole thread (a
+# comment by OP is tagged so when the post is out of the window, as the original did), so
+# the walk goes to the post; fetch reads ancestors only this deep anyway.
+THREAD_LIMIT = 1000
 
 
 def run(config, bots, **_options):
@@ -76,21 +80,22 @@ class QueuedItem:
             self.prompt = tagging.submission_prompt(item.subreddit, item.is_link, bot.dialect)
             self.thread_texts = []
         else:
-            chain = db.ancestry(item.key, PROMPT_ITEMS)
-            thread = to_thread(chain)
+            chain = db.ancestry(item.key, THREAD_LIMIT)
+            thread = to_conversation(chain) if item.key.startswith("t4_") else to_thread(chain)
             self.prompt = tagging.reply_prompt(thread, bot.name, bot.dialect)
-            self.thread_texts = [t.body for t in chain] + [t.title for t in chain if t.title]
+            shown = chain[-PROMPT_ITEMS:]
+            self.thread_texts = [t.body for t in shown] + [t.title for t in shown if t.title]
 
     def check(self, raw):
         """(fields to store, None) for an acceptable candidate, else (None, reason)."""
         if self.item.is_submission:
-            parts = tagging.extract_submission(raw)
+            parts = tagging.extract_submission(raw, self.bot.dialect)
             if parts is None:
                 return None, "unclosed title"
             title, body = parts
             reason = filters.check_submission(title, "" if self.item.is_link else body, self.negative)
             return (None, reason) if reason else (dict(title=title, text=body), None)
-        text = tagging.extract_reply(raw)
+        text = tagging.extract_reply(raw, self.bot.dialect)
         if text is None:
             return None, "unclosed"
         reason = filters.check_reply(text, self.negative, self.thread_texts)
@@ -129,10 +134,18 @@ def to_thread(chain):
     for thing in chain:
         if thing.kind == "submission":
             post = tagging.Post(subreddit=thing.subreddit or "", author=thing.author, title=thing.title or "",
-                                body=thing.body or "", is_link=thing.is_link)
+                                body=thing.body or "", is_link=thing.is_link,
+                                poll_options=tuple(thing.poll_options or ()))
         else:
             comments.append(tagging.Comment(author=thing.author, body=thing.body or ""))
     return tagging.Thread(post=post, comments=tuple(comments))
+
+
+def to_conversation(chain):
+    """A tagging.Conversation from cached messages, oldest first; the subject is known when the
+    chain reaches the conversation's first message (the one without a parent)."""
+    subject = chain[0].title or "" if chain and chain[0].parent is None else None
+    return tagging.Conversation(subject, tuple(tagging.Comment(m.author, m.body or "") for m in chain))
 
 
 def main(argv=None):

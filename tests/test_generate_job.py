@@ -115,3 +115,52 @@ def test_a_missing_model_is_one_clear_error(sandbox, world, tmp_path):
     with pytest.raises(ModelError, match="no-such-model"):
         generate.run(world, world.bots)
     assert db.Item.get().state == db.QUEUED, "nothing is lost: the item waits for a model"
+
+
+def test_a_private_message_is_prompted_with_its_whole_conversation(sandbox, world):
+    # zacc/ssi-bot reddit_io/logic_mixin.py:56-62 walked a DM's parents: the subject and the
+    # earlier messages, the bot's own included (tests/test_original_prompts.py has the format).
+    world.bots[0].subreddits = []
+    world.bots[0].inbox.messages = True
+    first = sandbox.message("alice", BOT, "Question", "Hi, are you a bot?")
+    answer = sandbox.reply_message(BOT, first["name"], "I am a humble robot.")
+    again = sandbox.reply_message("alice", answer["name"], "Cool! What's your favourite star?")
+    pipeline(world)
+    items = {i.key: i for i in db.Item.select()}
+    assert items[again["name"]].prompt == (
+        "<|sot|>Question<|eot|><|soocr|>Hi, are you a bot?<|eoocr|><|soocr|>I am a humble robot.<|eoocr|>"
+        "<|soocr|>Cool! What's your favourite star?<|eoocr|><|sor|>")
+    # The conversation showed the bot had answered the first message: it is not answered again.
+    assert items[first["name"]].state == db.POSTED and items[first["name"]].result == answer["name"]
+    assert db.Thing.get_by_id(first["name"]).title == "Question"
+
+
+def test_a_deep_comment_keeps_the_roles_of_a_post_out_of_the_window(sandbox, world):
+    post = sandbox.submit("alice", "test", "Deep thread", selftext="x")
+    parent, authors = post["name"], ["bob", "carol", "alice", "dave", "alice", "dave", "erin", "gina"]
+    for i, author in enumerate(authors):
+        parent = sandbox.comment(author, parent, f"level {i}")["name"]
+    world.bots[0].reply.max_depth = 20
+    pipeline(world)
+    prompt = db.Item.get(key=parent).prompt
+    # The post is out of the window, not out of the roles: alice wrote it (OP), and dave
+    # also wrote level 5's grandparent (level 3, his own chain).
+    assert "<|soss" not in prompt and "level 1" not in prompt
+    assert prompt == ("<|soopr u/alice|>level 2<|eoopr|><|sor u/dave|>level 3<|eor|><|soopr u/alice|>level 4"
+                      "<|eoopr|><|soocr u/dave|>level 5<|eoocr|><|sor u/erin|>level 6<|eor|><|sor u/gina|>level 7"
+                      "<|eor|><|sor|>")
+    own = sandbox.submit(BOT, "test", "The bot's deep thread", selftext="y")
+    parent = own["name"]
+    for i, author in enumerate(authors):
+        parent = sandbox.comment(author, parent, f"own {i}")["name"]
+    pipeline(world)
+    assert db.Item.get(key=parent).prompt.endswith("<|sor u/gina|>own 7<|eor|><|soopr|>")
+
+
+def test_a_poll_is_prompted_with_its_options(sandbox, world):
+    sandbox.submit("alice", "test", "Best inner planet?", selftext="Vote below.",
+                   poll_options=["Mercury", "Venus"])
+    pipeline(world)
+    assert db.Item.get().prompt == (
+        "<|soss r/test|><|sot|>Best inner planet?<|eot|><|sost|>Vote below. - Mercury - Venus<|eost|><|sor|>")
+    assert db.Thing.get().poll_options == ["Mercury", "Venus"]

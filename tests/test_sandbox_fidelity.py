@@ -504,3 +504,17 @@ def test_world_was_built_recently(world):
     # created_utc is a float epoch in whole seconds, like reddit's.
     created = world.get("/api/info", id=world.post_name)["data"]["children"][0]["data"]["created_utc"]
     assert isinstance(created, float) and created == int(created) and abs(created - time.time()) < 600
+
+
+def test_message_conversation_matches_reddit(world):
+    # As PRAW's inbox.message(ID) reads it: the first message, every later one in its replies.
+    sent = world.get("/message/sent", "alice")["data"]["children"][0]["data"]   # alice's answer to carol
+    mine = world.get(f"/message/messages/{sent['id']}", "carol")
+    [root] = mine["data"]["children"]
+    assert root["data"]["parent_id"] is None and root["data"]["subject"] == "hello"
+    assert [r["data"]["name"] for r in root["data"]["replies"]["data"]["children"]] == [sent["name"]]
+    assert_same_shape(mine, recorded("message_conversation.json", "/message/messages/30rugdg"))
+    # whichever message is asked for, the answer is the whole conversation
+    by_root = world.get(f"/message/messages/{root['data']['id']}", "carol")
+    assert by_root == mine
+    assert world.call("GET", f"/message/messages/{sent['id']}", "bob").status_code == 403, "not bob's conversation"

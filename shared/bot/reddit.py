@@ -26,6 +26,7 @@ from pathlib import Path
 
 import praw
 import praw.config
+import praw.const
 import praw.exceptions
 import praw.models
 import prawcore
@@ -168,6 +169,7 @@ def thing_row(thing):
             locked=bool(data.get("locked")),
             **_gone((data.get("title") or "", body), data),
             nsfw=bool(data.get("over_18")),
+            poll_options=_poll_options(data.get("poll_data")),
         )
     if fullname.startswith("t1_"):
         body = data.get("body") or ""
@@ -185,6 +187,15 @@ def thing_row(thing):
     )
 
 
+def _poll_options(poll):
+    """The option texts of a poll (PRAW's PollData, or its JSON), or None for a plain post."""
+    if poll is None:
+        return None
+    options = poll.get("options") if isinstance(poll, dict) else getattr(poll, "options", None)
+    texts = [o.get("text") if isinstance(o, dict) else getattr(o, "text", None) for o in options or ()]
+    return [t for t in texts if isinstance(t, str)] or None
+
+
 def _gone(texts, data):
     deleted, removed = records.gone(texts, data)
     return {"deleted": deleted, "removed": removed}
@@ -195,6 +206,19 @@ def _link_id(value):
         return None
     value = str(value)
     return value if value.startswith("t3_") else f"t3_{value}"
+
+
+def conversation(client, fullname):
+    """Every message of the private conversation holding message ``fullname``, oldest first.
+
+    /message/messages/ID answers the conversation's first message with all later ones in
+    its ``replies`` (tests/data/reddit_api/message_conversation.json), whichever ID is asked.
+    """
+    listing = client.get(praw.const.API_PATH["message"].format(id=fullname.removeprefix("t4_")))
+    messages = []
+    for first in listing:
+        messages += [first, *getattr(first, "replies", [])]
+    return messages
 
 
 def inbox_source(thing):

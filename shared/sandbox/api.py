@@ -255,6 +255,28 @@ class Api:
             self.store.mark(owner, [c["data"]["name"] for c in body["data"]["children"]], new=False)
         return body
 
+    def conversation(self, account, message_id):
+        """/message/messages/ID: ID's whole conversation, as one Listing holding its first
+        message with every later one, oldest first, in that message's ``replies``
+        (recorded: message_conversation.json). Only its two people may read it."""
+        if account is None:
+            raise ApiError(forbidden())
+        row = self.store.thing(f"t4_{message_id}")
+        if row is None:
+            raise ApiError(not_found())
+        if account["name"].lower() not in (row["author"].lower(), (row["dest"] or "").lower()):
+            raise ApiError(forbidden())
+
+        def render(message):
+            entry = self.store.inbox_entry(account["name"], f"t4_{message['id']}")
+            return things.message_json(message, account=self.store.account(message["author"]),
+                                       new=bool(entry and entry["new"]))
+
+        first, *later = self.store.conversation(row["first_message"] or row["id"])
+        root = render(first)
+        root["data"]["replies"] = things.listing([render(m) for m in later]) if later else ""
+        return things.listing([root])
+
     def read_message(self, account, form, new=False):
         if account is None:
             raise ApiError(forbidden())

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS things (
     link_id TEXT, parent_id TEXT,       -- t1: submission and parent fullnames; t4: parent
     title TEXT, body TEXT NOT NULL DEFAULT '', url TEXT, is_self INTEGER,
     dest TEXT, subject TEXT, first_message TEXT,
-    flair_id TEXT, flair_text TEXT,
+    flair_id TEXT, flair_text TEXT, poll_options TEXT,   -- poll_options: JSON list of option texts
     over_18 INTEGER NOT NULL DEFAULT 0, spoiler INTEGER NOT NULL DEFAULT 0,
     send_replies INTEGER NOT NULL DEFAULT 1,
     created_utc REAL NOT NULL, edited REAL,
@@ -96,6 +96,9 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(things)")}
+        if "poll_options" not in columns:   # a sandbox file from before polls
+            self._conn.execute("ALTER TABLE things ADD COLUMN poll_options TEXT")
 
     def close(self):
         with self._lock:
@@ -232,6 +235,11 @@ class Store:
     def num_comments(self, link_fullname):
         row = self.one("SELECT COUNT(*) AS n FROM things WHERE kind = 't1' AND link_id = ?", (link_fullname,))
         return row["n"]
+
+    def conversation(self, root_id):
+        """The messages of the conversation whose first message is ``root_id``, oldest first."""
+        return self.all("SELECT * FROM things WHERE kind = 't4' AND (id = ? OR first_message = ?) "
+                        "ORDER BY created_utc, seq", (root_id, root_id))
 
     def replies_to(self, fullname):
         return self.all("SELECT * FROM things WHERE parent_id = ? ORDER BY created_utc, seq", (fullname,))

@@ -101,6 +101,7 @@ class Thing(BaseModel):
     deleted = pw.BooleanField(default=False)
     nsfw = pw.BooleanField(default=False)
     fetched_at = pw.FloatField(default=now)
+    poll_options = JSONField(null=True)                 # a poll's option texts, in order
 
     @property
     def kind(self):
@@ -230,7 +231,12 @@ CREATE INDEX "item_bot_thread" ON "item" ("bot", "thread");
 CREATE INDEX "item_bot_target_author" ON "item" ("bot", "target_author");
 """
 
-MIGRATIONS = [_V1, _V2]
+# v3: a poll's options, which the bot's prompts write after the post's body.
+_V3 = """
+ALTER TABLE "thing" ADD COLUMN "poll_options" TEXT;
+"""
+
+MIGRATIONS = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
