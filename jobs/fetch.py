@@ -33,6 +33,8 @@ log = logging.getLogger("fetch")
 # How far back the first run of a bot looks: one page per listing. Older
 # items would be decayed to probability 0 by their age anyway.
 FIRST_RUN_LIMIT = 100
+# Messages of a conversation walked in the cache before reading it again from reddit.
+CONVERSATION_LIMIT = 1000
 # A listing goes back at most 1000 items on reddit.
 LISTING_LIMIT = 1000
 # Cursors step back this far: items that share the newest timestamp, or that
@@ -163,8 +165,9 @@ def resolve_ancestry(client, fullnames, levels):
 
 
 def read_conversations(client, bot, fullnames):
-    """Read the earlier messages of each private message in ``fullnames`` whose parent is
-    not cached: one request per conversation (/message/messages/ID answers all of it).
+    """Read the earlier messages of each private message in ``fullnames`` whose cached chain
+    does not reach the conversation's first message: one request per conversation
+    (/message/messages/ID answers all of it).
 
     The messages are stored as Things only (the bot's own included: the prompt shows the
     whole conversation), never as work; a reply of the bot's marks its parent answered.
@@ -172,8 +175,8 @@ def read_conversations(client, bot, fullnames):
     """
     requests = 0
     for fullname in fullnames:
-        thing = db.Thing.get_or_none(db.Thing.fullname == fullname)
-        if thing is None or not thing.parent or db.Thing.get_or_none(db.Thing.fullname == thing.parent):
+        chain = db.ancestry(fullname, CONVERSATION_LIMIT)
+        if not chain or chain[0].parent is None:   # unknown, or complete up to the first message
             continue
         messages = reddit.conversation(client, fullname)
         requests += 1
