@@ -75,31 +75,13 @@ class QueuedItem:
 
     def __init__(self, item, bot):
         self.item, self.bot = item, bot
-        self.negative = filters.KeywordMatcher(bot.negative_patterns())
         if item.is_submission:
             self.prompt = tagging.submission_prompt(item.subreddit, item.is_link, bot.dialect)
-            self.thread_texts = []
+            self.check = CandidateCheck(bot, submission=True, is_link=item.is_link)
         else:
             chain = db.ancestry(item.key, THREAD_LIMIT)
-            thread = to_conversation(chain) if item.key.startswith("t4_") else to_thread(chain)
-            self.prompt = tagging.reply_prompt(thread, bot.name, bot.dialect)
-            shown = chain[-PROMPT_ITEMS:]
-            self.thread_texts = [t.body for t in shown] + [t.title for t in shown if t.title]
-
-    def check(self, raw):
-        """(fields to store, None) for an acceptable candidate, else (None, reason)."""
-        if self.item.is_submission:
-            parts = tagging.extract_submission(raw, self.bot.dialect)
-            if parts is None:
-                return None, "unclosed title"
-            title, body = parts
-            reason = filters.check_submission(title, "" if self.item.is_link else body, self.negative)
-            return (None, reason) if reason else (dict(title=title, text=body), None)
-        text = tagging.extract_reply(raw, self.bot.dialect)
-        if text is None:
-            return None, "unclosed"
-        reason = filters.check_reply(text, self.negative, self.thread_texts)
-        return (None, reason) if reason else (dict(text=text), None)
+            self.prompt, thread_texts = reply_context(bot, chain)
+            self.check = CandidateCheck(bot, thread_texts=thread_texts)
 
     def settle(self, candidates):
         """Store this round's candidates; True when the item is done (generated or failed)."""
@@ -126,6 +108,51 @@ class QueuedItem:
                 return True
             item.move(db.QUEUED, gen_attempts=attempts, reason=f"round {attempts} rejected: {summary}")
             return False
+
+
+def reply_context(bot, chain):
+    """(prompt, texts the reply must not repeat) for ``bot``'s reply to the last of ``chain``
+    (cached Things, oldest first: a post's comments up to the one replied to, or the
+    messages of a private conversation)."""
+    thread = to_conversation(chain) if chain[-1].kind == "message" else to_thread(chain)
+    shown = chain[-PROMPT_ITEMS:]
+    return (tagging.reply_prompt(thread, bot.name, bot.dialect),
+            [t.body for t in shown] + [t.title for t in shown if t.title])
+
+
+class CandidateCheck:
+    """What a candidate must pass to be posted: the one check jobs.generate stores and
+    jobs.rehearse shows. ``check(raw)`` gives (fields to store, None) for an acceptable
+    candidate, else (None, the reason); ``check.text(raw)`` what it would post.
+
+    A new check (toxicity, ...) added to ``__call__`` applies to both.
+    """
+
+    def __init__(self, bot, *, submission=False, is_link=False, thread_texts=()):
+        self.bot, self.submission, self.is_link = bot, submission, is_link
+        self.thread_texts = list(thread_texts)
+        self.negative = filters.KeywordMatcher(bot.negative_patterns())
+
+    def text(self, raw):
+        """What would be posted from ``raw``: the reply, or "title\n\nbody"; None if unclosed."""
+        if self.submission:
+            parts = tagging.extract_submission(raw, self.bot.dialect)
+            return None if parts is None else "\n\n".join(p for p in parts if p)
+        return tagging.extract_reply(raw, self.bot.dialect)
+
+    def __call__(self, raw):
+        if self.submission:
+            parts = tagging.extract_submission(raw, self.bot.dialect)
+            if parts is None:
+                return None, "unclosed title"
+            title, body = parts
+            reason = filters.check_submission(title, "" if self.is_link else body, self.negative)
+            return (None, reason) if reason else (dict(title=title, text=body), None)
+        text = tagging.extract_reply(raw, self.bot.dialect)
+        if text is None:
+            return None, "unclosed"
+        reason = filters.check_reply(text, self.negative, self.thread_texts)
+        return (None, reason) if reason else (dict(text=text), None)
 
 
 def to_thread(chain):

@@ -109,12 +109,32 @@ class WriteOnceRequestor(prawcore.Requestor):
         return response
 
 
-def connect(bot, config, **overrides):
-    """A praw.Reddit for ``bot``, authenticated from its praw.ini section."""
+class ReadOnlyViolation(RuntimeError):
+    """A read-only client was asked to change something on reddit."""
+
+
+class ReadOnlyRequestor(prawcore.Requestor):
+    """Lets only reads out: every request but a GET (and the token request that logs in)
+    is refused before it leaves, so a client built with it cannot post, vote, mark read
+    or delete, whatever the code above it does."""
+
+    def request(self, method, url, *args, **kwargs):
+        path = str(url).split("?")[0].rstrip("/")
+        if method.upper() != "GET" and not path.endswith("/api/v1/access_token"):
+            raise ReadOnlyViolation(f"refused {method} {path}: this client is read-only")
+        return super().request(method, url, *args, **kwargs)
+
+
+def connect(bot, config, read_only=False, **overrides):
+    """A praw.Reddit for ``bot``, authenticated from its praw.ini section.
+
+    ``read_only``: a client that can only read (``ReadOnlyRequestor``), for rehearsals.
+    """
     kwargs = dict(user_agent=config.user_agent.format(bot=bot.name), check_for_updates=False,
                   # We schedule rate-limited posts ourselves so one bot's wait never
                   # blocks the others: PRAW must not sleep on RATELIMIT.
-                  ratelimit_seconds=0, requestor_class=WriteOnceRequestor)
+                  ratelimit_seconds=0,
+                  requestor_class=ReadOnlyRequestor if read_only else WriteOnceRequestor)
     if config.reddit_endpoint:
         kwargs.update(oauth_url=config.reddit_endpoint, reddit_url=config.reddit_endpoint)
     kwargs.update(overrides)
