@@ -155,6 +155,22 @@ class SubmitSchedule:
     flair_id: typing.Optional[str] = _key(None, "link flair template id to set on the post")
     nsfw: bool = _key(False, "mark the post NSFW")
     link_share: float = _key(0.0, "share of link posts (0 = all self posts)", check=_between(0, 1))
+    image_share: float = _key(
+        0.0, "share of posts that link to an image found for their title (the original's "
+             "image_post_frequency; see images); with link_share at most 1 in all", check=_between(0, 1))
+
+
+@dataclass
+class Images:
+    """Where a bot's image posts find their image: an image search API, never scraping."""
+
+    source: str = _key("openverse", "the image search: openverse (openly licensed images, no key needed)",
+                       check=_one_of("openverse"))
+    search_prefix: str = _key("", "words put before the title's keywords in every search "
+                                  "(the original's image_post_search_prefix)")
+    openverse_url: str = _key("https://api.openverse.org", "Openverse API base URL")
+    results: int = _key(10, "images tried per post, in the search's order, before falling back to a text post",
+                        check=_at_least(1))
 
 
 @dataclass
@@ -179,6 +195,7 @@ class Bot:
     inbox: Inbox = _key(help="inbox items to read", factory=Inbox)
     sampling: BotSampling = _key(help="sampling settings", factory=BotSampling)
     submit: list[SubmitSchedule] = _key(help="the bot's own posts, per subreddit", factory=list)
+    images: Images = _key(help="image posts (submit[].image_share)", factory=Images)
 
     def negative_patterns(self):
         """Every negative keyword pattern this bot applies: the built-in list and its own."""
@@ -391,6 +408,11 @@ def _check_bots(config, problems):
         slots = [s.subreddit.lower() for s in bot.submit if s]
         for sub in {s for s in slots if slots.count(s) > 1}:
             problems.append(f"bots[{i}].submit: r/{sub} appears twice, expected one schedule per subreddit")
+        for j, schedule in enumerate(bot.submit):
+            shares = (schedule.link_share, schedule.image_share) if schedule is not None else (0, 0)
+            if all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in shares) and sum(shares) > 1:
+                problems.append(f"bots[{i}].submit[{j}]: link_share {schedule.link_share} + image_share "
+                                f"{schedule.image_share} is over 1, expected shares of the posts that add up to 1 at most")
 
 
 # Keys that were renamed: old name -> new name. A file with the old name still loads,

@@ -518,3 +518,26 @@ def test_message_conversation_matches_reddit(world):
     by_root = world.get(f"/message/messages/{root['data']['id']}", "carol")
     assert by_root == mine
     assert world.call("GET", f"/message/messages/{sent['id']}", "bob").status_code == 403, "not bob's conversation"
+
+
+def test_a_banned_domain_is_refused_with_reddits_form_error_envelope(world):
+    # No recording holds a DOMAIN_BANNED; the envelope is the observed one (HTTP 200, one
+    # [code, message, field] triple), the triple from reddit's source: r2/r2/lib/errors.py
+    # ("%(domain)s is not allowed on reddit: %(reason)s"), field "url" (r2/r2/controllers/api.py).
+    observed = json.loads((REALDATA / "error_envelopes_observed_in_the_wild.json").read_text())
+    envelope = next(e["envelope"] for e in observed["entries"] if e["code"] == "THREAD_LOCKED")
+    world.sandbox.ban_domain("banned.example", "spam")
+    try:
+        answer = world.post("/api/submit", "alice", sr="test", kind="link", title="x",
+                            url="https://img.banned.example/cat.jpg")
+        allowed = world.post("/api/submit", "alice", sr="test", kind="link", title="x",
+                             url="https://notbanned.example/cat.jpg")
+    finally:
+        world.sandbox.unban_domain("banned.example")
+    assert answer.status_code == 200 and problems(answer.json(), envelope) == []
+    assert answer.json()["json"]["errors"] == [
+        ["DOMAIN_BANNED", "banned.example is not allowed on reddit: spam", "url"]]
+    assert allowed.json()["json"]["errors"] == []
+    world.sandbox.faults.add("form_error", path="/api/submit", error="DOMAIN_BANNED")
+    faulted = world.post("/api/submit", "alice", sr="test", kind="link", title="x", url="https://a.example/")
+    assert [e[0] for e in faulted.json()["json"]["errors"]] == ["DOMAIN_BANNED"]

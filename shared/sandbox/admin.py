@@ -8,6 +8,7 @@ arguments, answering ``{"result": ...}``::
     sb.remove("t1_100002")                   # body shows "[removed]", author kept
     sb.delete("t1_100002")                   # author and body show "[deleted]"
     sb.ban("test", "bot1")                   # 403 on comment/submit in r/test
+    sb.ban_domain("example.org")             # links there: DOMAIN_BANNED on /api/submit
     sb.set_created("t3_100001", time.time() - 200 * 86400)   # now archived: TOO_OLD
     sb.set_user_flair("test", "bot1", "Verified GPT-2 Bot")
     sb.add_link_flair("test", "flair-uuid", "Discussion")
@@ -34,7 +35,7 @@ class SandboxError(Exception):
 
 
 ACTIONS = (
-    "lock", "unlock", "remove", "approve", "delete", "ban", "unban", "set_created",
+    "lock", "unlock", "remove", "approve", "delete", "ban", "unban", "ban_domain", "unban_domain", "set_created",
     "set_user_flair", "add_link_flair", "revoke_tokens", "create_account",
     "submit", "comment", "message", "reply_message", "thing", "comments_by", "submissions_by",
     "replies_to", "inbox",
@@ -75,6 +76,13 @@ class Admin:
 
     def unban(self, subreddit, username):
         self.api.store.set_ban(subreddit, username, False)
+
+    def ban_domain(self, domain, reason="banned domain"):
+        """Links to ``domain`` (and its subdomains) are refused with DOMAIN_BANNED."""
+        self.api.store.ban_domain(domain, reason)
+
+    def unban_domain(self, domain):
+        self.api.store.ban_domain(domain, "", banned=False)
 
     def set_user_flair(self, subreddit, username, text):
         """``author_flair_text`` of ``username`` in ``subreddit`` (None clears it)."""

@@ -10,7 +10,7 @@ body, or raises ``ApiError`` carrying reddit's error answer. The HTTP layer
     api.comment(bob, {"thing_id": "t3_100001", "text": "hello u/alice"})
 
 Rules mirrored from reddit: replying to a deleted comment gives DELETED_COMMENT (HTTP
-200 form error); a locked submission/comment or a ban gives HTTP 403; a submission older
+200 form error), and so does a link to a banned domain (DOMAIN_BANNED, on the url); a locked submission/comment or a ban gives HTTP 403; a submission older
 than ``archive_after_days`` gives TOO_OLD; replies and ``u/NAME`` mentions land in the
 inbox (a reply to NAME is never also a mention of NAME, and nobody is notified of their
 own comment).
@@ -18,6 +18,7 @@ own comment).
 
 import re
 import time
+from urllib.parse import urlsplit
 
 from . import things
 from .replies import ApiError, envelope, forbidden, form_error, not_found
@@ -392,6 +393,9 @@ class Api:
             raise ApiError(form_error("INVALID_OPTION"))
         if kind == "link" and not url:
             raise ApiError(form_error("NO_URL"))
+        if kind == "link" and (ban := self.store.domain_ban(urlsplit(url).hostname)):
+            domain, reason = ban
+            raise ApiError(form_error("DOMAIN_BANNED", f"{domain} is not allowed on reddit: {reason}"))
         with self.store.tx():
             sub = self.store.get_or_create_subreddit(sr, self.now())
             if self.store.is_banned(sub["name"], account["name"]):

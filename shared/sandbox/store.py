@@ -52,6 +52,7 @@ CREATE INDEX IF NOT EXISTS things_by_parent ON things (parent_id);
 CREATE TABLE IF NOT EXISTS inbox (
     owner TEXT NOT NULL COLLATE NOCASE, fullname TEXT NOT NULL, type TEXT NOT NULL,
     new INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (owner, fullname));
+CREATE TABLE IF NOT EXISTS banned_domains (domain TEXT PRIMARY KEY COLLATE NOCASE, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bans (
     subreddit TEXT NOT NULL COLLATE NOCASE, account TEXT NOT NULL COLLATE NOCASE,
     PRIMARY KEY (subreddit, account));
@@ -235,6 +236,21 @@ class Store:
     def num_comments(self, link_fullname):
         row = self.one("SELECT COUNT(*) AS n FROM things WHERE kind = 't1' AND link_id = ?", (link_fullname,))
         return row["n"]
+
+    def ban_domain(self, domain, reason, banned=True):
+        if banned:
+            self.run("INSERT OR REPLACE INTO banned_domains VALUES (?, ?)", (domain.lower(), reason))
+        else:
+            self.run("DELETE FROM banned_domains WHERE domain = ?", (domain.lower(),))
+
+    def domain_ban(self, host):
+        """(banned domain, reason) covering ``host`` (itself or a parent domain), or None."""
+        parts = (host or "").lower().split(".")
+        for i in range(len(parts) - 1):
+            row = self.one("SELECT * FROM banned_domains WHERE domain = ?", (".".join(parts[i:]),))
+            if row:
+                return row["domain"], row["reason"]
+        return None
 
     def conversation(self, root_id):
         """The messages of the conversation whose first message is ``root_id``, oldest first."""
