@@ -7,8 +7,10 @@ the cached thread (shared/tagging.py, the same code that writes training
 data), and generates ``sampling.candidates`` candidates per item in shared
 batches: bots that name the same model directory share one loaded model and
 one batch. Each candidate is checked (closed, not empty, no negative
-keyword, not a repeat of the thread, within reddit's limits); the first that
-passes is stored and the item moves to ``generated``. Items with no good
+keyword, not a repeat of the thread, within reddit's limits: ``CandidateCheck``,
+which jobs.rehearse shows too); the first that passes is stored and the item
+moves to ``generated``. A private message is prompted with its whole
+conversation, a comment with its thread up to the post. Items with no good
 candidate get another round, up to ``sampling.attempts``, then ``failed``
 with the reasons.
 
