@@ -188,3 +188,17 @@ def test_rehearse_has_help():
 def test_prompts_of_rehearse_and_generate_come_from_one_function():
     # No second copy: rehearse imports generate's prompt and check.
     assert rehearse.reply_context is generate.reply_context and rehearse.CandidateCheck is generate.CandidateCheck
+
+
+def test_rehearse_a_private_message_reads_its_conversation(sandbox, world):
+    first = sandbox.message("gina", BOT, "Question", "Are you a bot?")
+    mine = sandbox.reply_message(BOT, first["name"], "I am.")
+    last = sandbox.reply_message("gina", mine["name"], "Prove it")
+    unread_before = sandbox.inbox(BOT, unread_only=True)
+    done = run_job("rehearse", world, "--bot", BOT, "--thread", last["name"], "-n", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["prompt"] == ("<|sot|>Question<|eot|><|soocr|>Are you a bot?<|eoocr|><|soocr|>I am.<|eoocr|>"
+                                "<|soocr|>Prove it<|eoocr|><|sor|>")
+    assert result["reasons"] == ["private message"]
+    assert sandbox.inbox(BOT, unread_only=True) == unread_before, "nothing marked read"
