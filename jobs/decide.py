@@ -87,11 +87,16 @@ def situation_for(item, bot_name, now):
         return None
     cached = db.things(f for f in (thing.submission, thing.parent) if f)
     post = thing if thing.kind == "submission" else cached.get(thing.submission)
-    parent = cached.get(thing.parent)
+    return situation_of(thing, post, cached.get(thing.parent), item.source, bot_name, now)
+
+
+def situation_of(thing, post, parent, source, bot_name, now):
+    """A decide.Situation for ``thing`` (a Thing, stored or not), its post and its parent
+    (None when unknown): what jobs.rehearse shows for a thread it did not store."""
     born = post.created_utc if post else thing.created_utc
     text = f"{thing.title}\n{thing.body}" if thing.kind == "submission" else thing.body
     return Situation(
-        bot=bot_name, kind=thing.kind, source=item.source, author=thing.author,
+        bot=bot_name, kind=thing.kind, source=source, author=thing.author,
         author_flair=thing.author_flair, text=text,
         post_age_hours=max(0.0, now - born) / HOUR,
         # the cache counts depth as reddit does (0 = top level); decide as the original did (1)

@@ -7,7 +7,9 @@ multi-subreddit listing, a+b+c) back to the stored cursor, and the unread
 inbox (replies, mentions, and private messages when enabled). Each is stored
 as a Thing (the content) and an Item (the bot's work). Then the ancestors
 that prompts and decisions need (parent comments up to the post) are read in
-batches of 100 through /api/info, one request per level, never one per parent.
+batches of 100 through /api/info, one request per level, never one per parent;
+and the earlier messages of a private conversation (its subject, the bot's own
+replies) in one request per conversation.
 
 Idempotent: items are keyed by (bot, fullname) and listing cursors are
 stored, so a second run stores nothing new. A reply of the bot's found in a
@@ -31,6 +33,8 @@ log = logging.getLogger("fetch")
 # How far back the first run of a bot looks: one page per listing. Older
 # items would be decayed to probability 0 by their age anyway.
 FIRST_RUN_LIMIT = 100
+# Messages of a conversation walked in the cache before reading it again from reddit.
+CONVERSATION_LIMIT = 1000
 # A listing goes back at most 1000 items on reddit.
 LISTING_LIMIT = 1000
 # Cursors step back this far: items that share the newest timestamp, or that
@@ -57,6 +61,7 @@ def fetch_bot(client, bot):
     pending = [i.key for i in db.Item.select(db.Item.key).where(
         (db.Item.bot == bot.name) & (db.Item.state == db.SEEN)) if not i.is_submission]
     requests = resolve_ancestry(client, pending, levels=bot.reply.max_depth + 2)
+    requests += read_conversations(client, bot, [key for key in pending if key.startswith("t4_")])
     if inbox["read"]:
         client.inbox.mark_read(inbox["read"])
     kinds = {}
@@ -156,6 +161,31 @@ def resolve_ancestry(client, fullnames, levels):
         if not frontier:
             break
     set_depths(fullnames, levels)
+    return requests
+
+
+def read_conversations(client, bot, fullnames):
+    """Read the earlier messages of each private message in ``fullnames`` whose cached chain
+    does not reach the conversation's first message: one request per conversation
+    (/message/messages/ID answers all of it).
+
+    The messages are stored as Things only (the bot's own included: the prompt shows the
+    whole conversation), never as work; a reply of the bot's marks its parent answered.
+    Returns the number of requests made.
+    """
+    requests = 0
+    for fullname in fullnames:
+        chain = db.ancestry(fullname, CONVERSATION_LIMIT)
+        if not chain or chain[0].parent is None:   # unknown, or complete up to the first message
+            continue
+        messages = reddit.conversation(client, fullname)
+        requests += 1
+        records = [reddit.thing_row(m) for m in messages]
+        with db.database.atomic():
+            db.store_things(records)
+            for record in records:
+                if (record.get("author") or "").lower() == bot.name.lower() and record.get("parent"):
+                    db.mark_answered(bot.name, record["parent"], record["fullname"])
     return requests
 
 

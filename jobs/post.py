@@ -11,6 +11,11 @@ on reddit (its newest comments, then the parent's replies; for posts, its
 newest submissions) and records what it finds, and posts again only when
 nothing is there. That is what makes posting exactly-once.
 
+An image post (submit's ``image_share``) links to an image found for its title through
+the bot's image search (shared/bot/images.py, Openverse by default); a refused URL
+(DOMAIN_BANNED, ...) tries the next image, and a failed search or no usable image makes
+it a text post: a slot is never lost.
+
 Outcomes:
   RATELIMIT        back to ``generated`` with retry_at = the wait reddit named;
                    the bot's other items wait too, other bots go on
@@ -31,7 +36,7 @@ import praw.const
 
 from shared import cli
 from shared.state import db
-from shared.bot import reddit
+from shared.bot import images, reddit
 from shared.errors import PermanentError, RateLimited, TransientError
 
 log = logging.getLogger("post")
@@ -43,6 +48,10 @@ BACKOFF_MAX_SECONDS = 3600
 MAX_ATTEMPTS = 30
 # How many of the bot's newest comments/posts to search for an unknown outcome.
 RECOVERY_WINDOW = 100
+# Form errors on a link's URL: nothing was created, another image may do.
+REFUSED_URL = {"DOMAIN_BANNED", "BAD_URL", "ALREADY_SUB", "NO_LINKS"}
+# ... except where the subreddit takes no links at all: straight to a text post.
+NO_LINKS_HERE = {"NO_LINKS"}
 
 
 def run(config, bots, dry_run=False, **_options):
@@ -145,12 +154,55 @@ def submit(client, bot, item):
     schedule = next((s for s in bot.submit if s.subreddit.lower() == (item.subreddit or "").lower()), None)
     options = dict(flair_id=schedule.flair_id, nsfw=schedule.nsfw) if schedule else {}
     subreddit = client.subreddit(item.subreddit)
-    if item.is_link:
+    if item.image:
+        posted = submit_image(subreddit, bot, item, options)
+        if posted is not None:
+            return posted
+    elif item.is_link:
         # Link posts are trained without their URL; the bot links to its own
         # subreddit so the post stays a link post and points nowhere surprising.
         url = f"https://www.reddit.com/r/{item.subreddit}/"
         return subreddit.submit(item.title, url=url, resubmit=True, **options).fullname
     return subreddit.submit(item.title, selftext=item.text or "", **options).fullname
+
+
+def submit_image(subreddit, bot, item, options):
+    """Post ``item`` as a link to an image found for its title; the post's fullname, or None
+    when no image could be posted (then it goes up as a text post: the slot is never lost).
+
+    A refused URL (DOMAIN_BANNED, BAD_URL, ...) is a form error: reddit created nothing,
+    so the next image is tried at once, as the original bot retried on DOMAIN_BANNED
+    (zacc/ssi-bot reddit_io/reddit_io.py:383-390). Each refusal is a PostAttempt row.
+    """
+    try:
+        found = images.find(images.searcher(bot.images), item.title, bot.images.search_prefix,
+                            bot.images.results)
+    except images.SearchFailed as exc:
+        log.warning("%s %s: image search failed (%s); posting it as a text post", bot.name, item.key, exc)
+        return None
+    if not found:
+        log.warning("%s %s: no image found for %r; posting it as a text post", bot.name, item.key, item.title)
+        return None
+    for image in found:
+        try:
+            with reddit.translated_errors():
+                post = subreddit.submit(item.title, url=image.url, resubmit=True, **options)
+        except PermanentError as exc:
+            if exc.reason not in REFUSED_URL:
+                raise
+            db.PostAttempt.create(item=item, finished_at=db.now(), outcome="refused",
+                                  reason=f"{exc} ({image.url})")
+            log.warning("%s %s: reddit refused %s (%s); trying the next image", bot.name, item.key, image.url, exc)
+            if exc.reason in NO_LINKS_HERE:
+                break
+            continue
+        item.url = image.url
+        item.save(only=[db.Item.url])
+        log.info("%s %s: image %s (%s, %s)", bot.name, item.key, image.url, image.license or "no license",
+                 image.landing_url or image.source)
+        return post.fullname
+    log.warning("%s %s: no image could be posted; posting it as a text post", bot.name, item.key)
+    return None
 
 
 def recent_replies(client, bot):

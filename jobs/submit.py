@@ -7,7 +7,9 @@ For each ``submit`` entry of a bot: time is cut into slots of
 ``hours_of_day`` is set), one post is queued: an item keyed
 ``submit:SUBREDDIT:SLOT`` (``db.submission_key``) that generate gives a title and body (through the
 same tagging and model as replies) and post submits with the entry's flair
-and NSFW flag. A share ``link_share`` of the posts are link posts.
+and NSFW flag. A share ``image_share`` of the posts link to an image found for their
+title (jobs.post searches it), a share ``link_share`` link to the subreddit; the
+others are self posts. Image and link posts are generated as link posts (``<|sols``).
 
 Idempotent: the slot is in the key, so a slot is queued once however often
 this runs; and no new post is queued for a subreddit while an earlier one is
@@ -54,12 +56,14 @@ def queue_slot(bot, schedule, now, rng):
         log.info("%s r/%s: earlier post %s still %s; not queueing another", bot.name, schedule.subreddit,
                  pending.key, pending.state)
         return
-    is_link = rng.random() < schedule.link_share
+    draw = rng.random()
+    image = draw < schedule.image_share
+    is_link = draw < schedule.image_share + schedule.link_share
     item, created = db.add_item(bot.name, key, "schedule", state=db.QUEUED, subreddit=schedule.subreddit,
-                                is_link=is_link, target_author=None)
+                                is_link=is_link, image=image, target_author=None)
     if created:
-        log.info("%s r/%s: queued a %s post (%s)", bot.name, schedule.subreddit,
-                 "link" if is_link else "self", key)
+        log.info("%s r/%s: queued a%s post (%s)", bot.name, schedule.subreddit,
+                 "n image" if image else " link" if is_link else " self", key)
 
 
 def add_arguments(parser):

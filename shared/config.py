@@ -174,8 +174,9 @@ class BotSampling:
 
     temperature: float = _key(Sampling.temperature, "softmax temperature", check=_between(0.01, 5))
     top_k: int = _key(Sampling.top_k, "sample from the k likeliest tokens (0 = off)", check=_at_least(0))
-    top_p: float = _key(Sampling.top_p, "nucleus sampling: smallest set with this total probability",
-                        check=_between(0.01, 1))
+    top_p: typing.Optional[float] = _key(
+        None, f"nucleus sampling: smallest set with this total probability (empty = the model's "
+              f"model_args.json top_p, else {Sampling.top_p})", check=_between(0.01, 1))
     repetition_penalty: float = _key(Sampling.repetition_penalty, "penalise tokens already in the text (1 = off)",
                                      check=_between(1, 3))
     max_new_tokens: int = _key(Sampling.max_new_tokens, "longest reply in tokens (also bounded by the model's context)",
@@ -196,6 +197,22 @@ class SubmitSchedule:
     flair_id: typing.Optional[str] = _key(None, "link flair template id to set on the post")
     nsfw: bool = _key(False, "mark the post NSFW")
     link_share: float = _key(0.0, "share of link posts (0 = all self posts)", check=_between(0, 1))
+    image_share: float = _key(
+        0.0, "share of posts that link to an image found for their title (the original's "
+             "image_post_frequency; see images); with link_share at most 1 in all", check=_between(0, 1))
+
+
+@dataclass
+class Images:
+    """Where a bot's image posts find their image: an image search API, never scraping."""
+
+    source: str = _key("openverse", "the image search: openverse (openly licensed images, no key needed)",
+                       check=_one_of("openverse"))
+    search_prefix: str = _key("", "words put before the title's keywords in every search "
+                                  "(the original's image_post_search_prefix)")
+    openverse_url: str = _key("https://api.openverse.org", "Openverse API base URL")
+    results: int = _key(10, "images tried per post, in the search's order, before falling back to a text post",
+                        check=_at_least(1))
 
 
 @dataclass
@@ -221,6 +238,7 @@ class Bot:
     inbox: Inbox = _key(help="inbox items to read", factory=Inbox)
     sampling: BotSampling = _key(help="sampling settings", factory=BotSampling)
     submit: list[SubmitSchedule] = _key(help="the bot's own posts, per subreddit", factory=list)
+    images: Images = _key(help="image posts (submit[].image_share)", factory=Images)
 
     def negative_patterns(self):
         """Every negative keyword pattern this bot applies: the built-in list and its own."""
@@ -437,6 +455,11 @@ def _check_bots(config, problems):
         slots = [s.subreddit.lower() for s in bot.submit if s]
         for sub in {s for s in slots if slots.count(s) > 1}:
             problems.append(f"bots[{i}].submit: r/{sub} appears twice, expected one schedule per subreddit")
+        for j, schedule in enumerate(bot.submit):
+            shares = (schedule.link_share, schedule.image_share) if schedule is not None else (0, 0)
+            if all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in shares) and sum(shares) > 1:
+                problems.append(f"bots[{i}].submit[{j}]: link_share {schedule.link_share} + image_share "
+                                f"{schedule.image_share} is over 1, expected shares of the posts that add up to 1 at most")
 
 
 # Keys that were renamed: old name -> new name. A file with the old name still loads,

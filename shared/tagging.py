@@ -38,10 +38,23 @@ OP takes precedence over own chain; a deleted author (``None``) is written
 keeps its role tag but not its name: a reply prompt ends with the nameless
 tag of the bot's role, so that is the form the model must learn to answer
 (the original ssi-bot's exporter wrote it so, and the community models
-learned from it). Prompts write every comment they show with its name. The
-``"legacy"`` dialect writes the same tags without the `` r/SUB`` and
-`` u/AUTHOR`` parts. A post's author is never written: only its comments'
-roles reveal it.
+learned from it). Prompts write every comment they show with its name. A
+post's author is never written: only its comments' roles reveal it. A poll's
+options follow its body, `` - OPTION`` each.
+
+The ``"legacy"`` dialect is what the original bot's legacy models were trained
+on and prompted with: no `` r/SUB`` or `` u/AUTHOR`` parts, no roles (every
+comment ``<|sor|>...<|eor|>``, every reply tag ``<|sor|>``), and texts not
+escaped (raw line breaks).
+
+A private conversation (``Conversation``) is prompted as the original bot did:
+the subject as a title, then each message (the bot's own included) as
+``<|soocr|>BODY<|eoocr|>`` (legacy ``<|sor|>...<|eor|>``), then ``<|sor|>``::
+
+    <|sot|>SUBJECT<|eot|><|soocr|>Hi, are you a bot?<|eoocr|><|soocr|>I am.<|eoocr|><|sor|>
+
+tests/test_original_prompts.py holds the original's prompts for fixed threads
+in both dialects, and says where and why ssi-bot differs.
 
 How user text is written inside the tags (titles, bodies, names, subreddits):
 
@@ -50,16 +63,18 @@ How user text is written inside the tags (titles, bodies, names, subreddits):
    can open, close or fake a tag (``<|endoftext|>`` included), and a model
    never sees tag-like text it could take for structure. The rule is
    idempotent and the text still reads the same to a human.
-2. ``escape``: a backslash becomes ``\\\\``, a line break ``\\n``, and every other
-   character Python's ``repr`` escapes (``\\r``, ``\\t``, control characters,
-   unicode line separators) is escaped the way ``repr`` does it. A sample then
-   fits on one line (the training files hold one sample per line), and this is
-   the encoding the community models were trained on (``repr(body)[1:-1]``),
-   so they write ``\\n`` for a line break. ``extract_reply`` and
-   ``extract_submission`` undo it, so what gets posted has real line breaks.
+2. ``escape`` (reply_sense only): a backslash becomes ``\\\\``, a line break ``\\n``,
+   and every other character Python's ``repr`` escapes (``\\r``, ``\\t``, control
+   characters, unicode line separators) is escaped the way ``repr`` does it. A
+   sample then fits on one line (the training files hold one sample per line),
+   and this is the encoding the reply_sense community models were trained on
+   (``repr(body)[1:-1]``), so they write ``\\n`` for a line break.
+   ``extract_reply`` and ``extract_submission`` undo it, so what gets posted has
+   real line breaks. Legacy texts keep their line breaks: a legacy sample may
+   span lines and ends at its ``<|endoftext|>`` (``split_samples``).
 
-``encode_text`` does both; ``decode_text`` undoes step 2 (step 1 cannot be
-undone, by design). Hence ``parse_sample(training_sample(t)) ==
+``encode_text`` does both (legacy: step 1); ``decode_text`` undoes step 2 (step 1
+cannot be undone, by design). Hence ``parse_sample(training_sample(t)) ==
 recorded_thread(t)``: the thread with its texts neutralised, and what a
 sample cannot hold left out (see ``recorded_thread``), such as the last
 comment's author.
@@ -108,7 +123,11 @@ OWN_CHAIN_REPLY_END = "<|eoocr|>"
 DELETED_AUTHOR = "[deleted]"
 
 PROMPT_MAX_ITEMS = 6        # the post and comments a prompt shows, at most
-PROMPT_MAX_CHARS = 1450     # GPT-2 sees 1024 tokens; this leaves room for the reply
+# The original bot kept a prompt of up to 1500 characters whole and cut a longer one to
+# its last 1450 (zacc/ssi-bot reddit_io/logic_mixin.py:68-71); GPT-2 sees 1024 tokens,
+# and this leaves room for the reply.
+PROMPT_WHOLE_CHARS = 1500
+PROMPT_MAX_CHARS = 1450
 
 
 class Role(Enum):
@@ -159,9 +178,17 @@ class Post:
     title: str
     body: str = ""
     is_link: bool = False
+    poll_options: tuple[str, ...] = ()   # a poll's options: written after the body, " - OPTION" each
 
     def __post_init__(self):
         object.__setattr__(self, "author", _known_author(self.author))
+        object.__setattr__(self, "poll_options", tuple(self.poll_options))
+
+    @property
+    def text(self) -> str:
+        """The body as prompts and samples write it: a poll's options follow on its last line
+        (zacc/ssi-bot reddit_io/tagging_mixin.py:91-96)."""
+        return self.body + "".join(f" - {option}" for option in self.poll_options)
 
 
 @dataclass(frozen=True)
@@ -188,6 +215,22 @@ class Thread:
 
     def __post_init__(self):
         object.__setattr__(self, "comments", tuple(self.comments))
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Private messages, oldest first: the bot replies to the last one.
+
+    ``subject`` is the conversation's subject (its first message's); None when the
+    first message is unknown. Every message is a ``Comment`` (author, body); the bot's
+    own messages are among them.
+    """
+
+    subject: str | None
+    messages: tuple[Comment, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "messages", tuple(self.messages))
 
 
 # --- user text inside tags --------------------------------------------------------------
@@ -243,17 +286,20 @@ def _unescape_sequence(match: re.Match) -> str:
     return chr(code) if code <= 0x10FFFF else match.group()
 
 
-def decode_text(text: str) -> str:
-    """Undo ``escape``: ``\\n`` becomes a line break again, ``\\\\`` a backslash.
+def decode_text(text: str, dialect: str = REPLY_SENSE) -> str:
+    """Undo ``encode_text``'s escaping: ``\\n`` becomes a line break again, ``\\\\`` a backslash.
 
-    Escapes it does not know (a model may invent them) stay as written.
+    Escapes it does not know (a model may invent them) stay as written. The legacy
+    dialect escapes nothing, so nothing is undone.
     """
+    if dialect == LEGACY:
+        return text
     return _ESCAPE_SEQUENCE.sub(_unescape_sequence, text)
 
 
-def encode_text(text: str) -> str:
-    """``text`` as a sample or prompt holds it: ``escape(neutralise(text))``."""
-    return escape(neutralise(text))
+def encode_text(text: str, dialect: str = REPLY_SENSE) -> str:
+    """``text`` as a sample or prompt holds it: ``escape(neutralise(text))``; legacy: ``neutralise(text)``."""
+    return escape(neutralise(text)) if dialect == REPLY_SENSE else neutralise(text)
 
 
 def _same_author(a: str | None, b: str | None) -> bool:
@@ -269,14 +315,20 @@ def _neutralised(thread: Thread) -> Thread:
     post = thread.post
     if post is not None:
         post = Post(neutralise(post.subreddit), name(post.author), neutralise(post.title),
-                    "" if post.is_link else neutralise(post.body), post.is_link)
+                    "" if post.is_link else neutralise(post.text), post.is_link)
     return Thread(post, tuple(Comment(name(c.author), neutralise(c.body)) for c in thread.comments))
 
 
 # --- roles --------------------------------------------------------------------------------
 
-def comment_roles(thread: Thread) -> tuple[Role, ...]:
-    """The role of each comment of ``thread``: OP over own chain over a plain reply."""
+def comment_roles(thread: Thread, dialect: str = REPLY_SENSE) -> tuple[Role, ...]:
+    """The role of each comment of ``thread``: OP over own chain over a plain reply.
+
+    The legacy dialect knows no roles: every comment is a plain reply (zacc/ssi-bot
+    reddit_io/tagging_mixin.py:124-125, the legacy models' training format).
+    """
+    if dialect == LEGACY:
+        return (Role.REPLY,) * len(thread.comments)
     post_author = thread.post.author if thread.post else None
     roles = []
     for i, comment in enumerate(thread.comments):
@@ -290,8 +342,14 @@ def comment_roles(thread: Thread) -> tuple[Role, ...]:
     return tuple(roles)
 
 
-def reply_role(thread: Thread, bot_name: str) -> Role:
-    """The role of the bot's reply to the last item of ``thread`` (the training rule)."""
+def reply_role(thread: Thread | Conversation, bot_name: str, dialect: str = REPLY_SENSE) -> Role:
+    """The role of the bot's reply to the last item of ``thread`` (the training rule).
+
+    Always a plain reply in the legacy dialect and in a private conversation
+    (zacc/ssi-bot reddit_io/tagging_mixin.py:37-50: only a comment gets another tag).
+    """
+    if dialect == LEGACY or isinstance(thread, Conversation):
+        return Role.REPLY
     if thread.post is not None and _same_author(thread.post.author, bot_name):
         return Role.OP_REPLY
     # The reply's grandparent is the parent of the item replied to: comments[-2].
@@ -323,14 +381,14 @@ def _post_opening(subreddit: str, is_link: bool, dialect: str) -> str:
 def _post_segments(post: Post, dialect: str) -> tuple[str, ...]:
     opening = _post_opening(post.subreddit, post.is_link, dialect) + TITLE_START
     if post.is_link:
-        return opening, encode_text(post.title), TITLE_END + LINK_START + LINK_END
-    return (opening, encode_text(post.title), TITLE_END + SELF_TEXT_START,
-            encode_text(post.body), SELF_TEXT_END)
+        return opening, encode_text(post.title, dialect), TITLE_END + LINK_START + LINK_END
+    return (opening, encode_text(post.title, dialect), TITLE_END + SELF_TEXT_START,
+            encode_text(post.text, dialect), SELF_TEXT_END)
 
 
 def _comment_segments(comment: Comment, role: Role, dialect: str, named: bool = True) -> tuple[str, ...]:
     start = _named(role.start_tag, "u", comment.author or DELETED_AUTHOR, dialect) if named else role.start_tag
-    return start, encode_text(comment.body), role.end_tag
+    return start, encode_text(comment.body, dialect), role.end_tag
 
 
 def _item_segments(thread: Thread, dialect: str, nameless_last: bool = False) -> list[tuple[str, ...]]:
@@ -342,8 +400,28 @@ def _item_segments(thread: Thread, dialect: str, nameless_last: bool = False) ->
     thread = _neutralised(thread)
     items = [_post_segments(thread.post, dialect)] if thread.post else []
     last = len(thread.comments) - 1
-    for i, (comment, role) in enumerate(zip(thread.comments, comment_roles(thread))):
+    for i, (comment, role) in enumerate(zip(thread.comments, comment_roles(thread, dialect))):
         items.append(_comment_segments(comment, role, dialect, named=not (nameless_last and i == last)))
+    return items
+
+
+def _message_role(dialect: str) -> Role:
+    # zacc/ssi-bot reddit_io/tagging_mixin.py:135-138: every message, the bot's own
+    # included, is an own-chain reply in reply_sense and a plain reply in legacy; no names.
+    return Role.OWN_CHAIN_REPLY if dialect == REPLY_SENSE else Role.REPLY
+
+
+def _conversation_segments(conversation: Conversation, dialect: str) -> list[tuple[str, ...]]:
+    """One item per message; the first carries the subject as a title (``<|sot|>...<|eot|>``)."""
+    _check_dialect(dialect)
+    role = _message_role(dialect)
+    items = []
+    for i, message in enumerate(conversation.messages):
+        segments = (role.start_tag, encode_text(message.body, dialect), role.end_tag)
+        if i == 0 and conversation.subject is not None:
+            segments = (TITLE_START, encode_text(conversation.subject, dialect), TITLE_END + segments[0],
+                        *segments[1:])
+        items.append(segments)
     return items
 
 
@@ -358,23 +436,26 @@ def render_items(thread: Thread, dialect: str = REPLY_SENSE, *, nameless_last: b
 
 
 def render_comment(comment: Comment, role: Role, dialect: str = REPLY_SENSE) -> str:
-    """One comment as tagged text in the given ``role``, whatever thread it came from.
+    """One comment as tagged text in the given ``role`` (legacy: always a plain reply),
+    whatever thread it came from.
 
     For text made up outside a thread (``shared.training.model_init``'s synthetic samples);
     a real thread's comments get their roles from ``render_items``.
     """
     _check_dialect(dialect)
     author = None if comment.author is None else neutralise(comment.author)
+    role = Role.REPLY if dialect == LEGACY else role
     return "".join(_comment_segments(Comment(author, neutralise(comment.body)), role, dialect))
 
 
 def training_sample(thread: Thread, dialect: str = REPLY_SENSE) -> str:
-    """The whole thread as one training sample (one line), closed and ended.
+    """The whole thread as one training sample, closed and ended with ``<|endoftext|>``.
 
     The last comment is written without its author (``<|soopr|>...<|eoopr|>``):
     the sample then ends as the bot's prompt plus its reply would. A post without
-    comments is a valid sample: it teaches the model new posts. Raises ValueError
-    when the thread has no post.
+    comments is a valid sample: it teaches the model new posts. A reply_sense sample
+    is one line; a legacy one keeps its texts' line breaks, as the legacy models were
+    trained (``split_samples`` reads both back). Raises ValueError when the thread has no post.
     """
     if thread.post is None:
         raise ValueError("a training sample starts with its post, and this thread has none")
@@ -384,26 +465,50 @@ def training_sample(thread: Thread, dialect: str = REPLY_SENSE) -> str:
     return "".join(render_items(thread, dialect, nameless_last=True)) + end + END_OF_TEXT
 
 
+_SAMPLE_END = re.compile(r"(?<=<\|endoftext\|>)\r?\n")
+
+
+def split_samples(text: str) -> list[str]:
+    """The samples of a training file's ``text``: each runs to its ``<|endoftext|>`` and the
+    line break after it (a legacy sample may span lines; user text can never hold the
+    marker). Text without the marker is read one sample per line. Empty ones are dropped.
+    """
+    samples = []
+    for chunk in _SAMPLE_END.split(text):
+        if chunk.endswith(END_OF_TEXT):
+            if chunk.strip():
+                samples.append(chunk.lstrip("\r\n"))
+        else:
+            samples += [line.rstrip("\r") for line in chunk.split("\n") if line.strip()]
+    return samples
+
+
 # --- prompts ----------------------------------------------------------------------------------
 
-def _without_mentions(thread: Thread, bot_name: str) -> Thread:
-    """Mentions stripped from every title and body; names in tags stay."""
+def _without_mentions(thread: Thread | Conversation, bot_name: str) -> Thread | Conversation:
+    """Mentions stripped from every title, subject and body; names in tags stay."""
     # a model shown its own name learns to write it at people, which reads wrong
     def strip(text):
         return strip_mentions(text, bot_name)
 
+    if isinstance(thread, Conversation):
+        subject = None if thread.subject is None else strip(thread.subject)
+        return Conversation(subject, tuple(replace(m, body=strip(m.body)) for m in thread.messages))
     post = thread.post
     if post is not None:
-        post = replace(post, title=strip(post.title), body=strip(post.body))
+        post = replace(post, title=strip(post.title), body=strip(post.body),
+                       poll_options=tuple(strip(o) for o in post.poll_options))
     return Thread(post, tuple(replace(c, body=strip(c.body)) for c in thread.comments))
 
 
-def _keep_end(encoded: str, max_chars: int) -> str:
+def _keep_end(encoded: str, max_chars: int, dialect: str) -> str:
     """The longest end of ``encoded`` within ``max_chars`` that starts on a whole character."""
     if max_chars <= 0:
         return ""
     if len(encoded) <= max_chars:
         return encoded
+    if dialect == LEGACY:   # nothing escaped: every character stands alone
+        return encoded[len(encoded) - max_chars:]
     kept, length = [], 0
     for char in reversed(_ESCAPED_CHAR.findall(encoded)):
         if length + len(char) > max_chars:
@@ -413,7 +518,7 @@ def _keep_end(encoded: str, max_chars: int) -> str:
     return "".join(reversed(kept))
 
 
-def _shorten(segments: tuple[str, ...], max_chars: int) -> tuple[str, ...]:
+def _shorten(segments: tuple[str, ...], max_chars: int, dialect: str) -> tuple[str, ...]:
     """Texts cut from their front until the item fits; tags kept whole.
 
     The last text goes first, so a long post keeps its title and loses the
@@ -424,38 +529,49 @@ def _shorten(segments: tuple[str, ...], max_chars: int) -> tuple[str, ...]:
         excess = sum(map(len, segments)) - max_chars
         if excess <= 0:
             break
-        segments[i] = _keep_end(segments[i], len(segments[i]) - excess)
+        segments[i] = _keep_end(segments[i], len(segments[i]) - excess, dialect)
     return tuple(segments)
 
 
-def reply_prompt(thread: Thread, bot_name: str, dialect: str = REPLY_SENSE,
-                 max_chars: int = PROMPT_MAX_CHARS) -> str:
-    """The prompt for the bot's reply to the last item of ``thread``.
+def reply_prompt(thread: Thread | Conversation, bot_name: str, dialect: str = REPLY_SENSE,
+                 max_chars: int = PROMPT_MAX_CHARS, whole_up_to: int | None = PROMPT_WHOLE_CHARS) -> str:
+    """The prompt for the bot's reply to the last item of ``thread`` (or of a private ``Conversation``).
 
     The last ``PROMPT_MAX_ITEMS`` items of [post, *comments] (the post only when
-    there are at most 5 comments), rendered as in training samples with
-    ``u/BOT_NAME`` mentions removed from the texts, then the nameless reply tag
-    (``<|soopr|>`` if the bot wrote the post, ``<|soocr|>`` if it wrote the
-    parent of the last item, else ``<|sor|>``). The items take at most
-    ``max_chars`` characters (the reply tag comes on top): whole items are
-    dropped from the front while too long, and a last item that alone is too
-    long keeps its tags and loses the front of its text. Raises ValueError on an
-    empty thread or an empty ``bot_name``.
+    there are at most 5 comments; the subject only when the first message is among
+    the last 6), rendered as in training samples with ``u/BOT_NAME`` mentions removed
+    from the texts, then the nameless reply tag (reply_sense: ``<|soopr|>`` if the bot
+    wrote the post, ``<|soocr|>`` if it wrote the parent of the last item, else
+    ``<|sor|>``; legacy and conversations: always ``<|sor|>``). Roles are judged on
+    the whole thread, so pass it all: the post and every comment up to it.
+
+    Length: items totalling at most ``whole_up_to`` characters are kept as they are;
+    longer, whole items are dropped from the front until they fit ``max_chars``, and a
+    last item that alone is too long keeps its tags and loses the front of its text
+    (the reply tag comes on top). ``whole_up_to=None`` caps at ``max_chars`` alone.
+    Raises ValueError on an empty thread or an empty ``bot_name``.
     """
     if not bot_name:
         raise ValueError("reply_prompt needs the bot's name")
-    if thread.post is None and not thread.comments:
-        raise ValueError("an empty thread has nothing to reply to")
-    role = reply_role(thread, bot_name)
-    items = _item_segments(_without_mentions(thread, bot_name), dialect)[-PROMPT_MAX_ITEMS:]
+    role = reply_role(thread, bot_name, dialect)
+    if isinstance(thread, Conversation):
+        if not thread.messages:
+            raise ValueError("an empty conversation has nothing to reply to")
+        items = _conversation_segments(_without_mentions(thread, bot_name), dialect)
+    else:
+        if thread.post is None and not thread.comments:
+            raise ValueError("an empty thread has nothing to reply to")
+        items = _item_segments(_without_mentions(thread, bot_name), dialect)
+    items = items[-PROMPT_MAX_ITEMS:]
 
     def length(item):
         return sum(map(len, item))
 
-    while len(items) > 1 and sum(map(length, items)) > max_chars:
-        items.pop(0)
-    if length(items[0]) > max_chars:
-        items[0] = _shorten(items[0], max_chars)
+    if sum(map(length, items)) > max(whole_up_to or 0, max_chars):
+        while len(items) > 1 and sum(map(length, items)) > max_chars:
+            items.pop(0)
+        if length(items[0]) > max_chars:
+            items[0] = _shorten(items[0], max_chars, dialect)
     return "".join("".join(item) for item in items) + role.start_tag
 
 
@@ -470,25 +586,42 @@ def submission_prompt(subreddit: str, is_link: bool, dialect: str = REPLY_SENSE)
 # Reddit's zero-width space for an empty paragraph, double-escaped in the dumps;
 # models copy it, and posted it shows as "&#x200B;".
 _CRUFT = re.compile(r"&amp;#x200B;\n?")
+# A model that never closes its reply (it ran out of tokens): the original bot cut it at
+# its last line break, or at a run of "!!!!" (zacc/ssi-bot reddit_io/tagging_mixin.py:146-158).
+_SHOUT = "!!!!"
 
 
-def _clean(generated_text: str) -> str:
-    return _CRUFT.sub("", decode_text(generated_text)).strip()
+def _clean(generated_text: str, dialect: str = REPLY_SENSE) -> str:
+    return _CRUFT.sub("", decode_text(generated_text, dialect)).strip()
 
 
-def extract_reply(generated: str) -> str | None:
+def _unclosed_end(generated: str, dialect: str) -> int:
+    """Where an unclosed reply ends: its last line break, else its first "!!!!"; -1: nowhere."""
+    if dialect == REPLY_SENSE:   # an escaped line break, not the "n" after an escaped backslash
+        ends = [m.start() for m in _ESCAPED_CHAR.finditer(generated) if m.group() == "\\n"]
+        end = ends[-1] if ends else -1
+    else:
+        end = generated.rfind("\n")
+    return end if end != -1 else generated.find(_SHOUT)
+
+
+def extract_reply(generated: str, dialect: str = REPLY_SENSE) -> str | None:
     """The reply in ``generated`` (only the text after the prompt): up to the first ``<|``.
 
     Decoded (``\\n`` becomes a line break), cruft removed, stripped; possibly "".
-    None when the model never closed its reply (no ``<|`` at all): reject it.
+    A reply that never closes (no ``<|``: the model ran out of tokens) ends at its
+    last line break, or before its first "!!!!", as the original bot cut it; None
+    when it has neither: reject it.
     """
     end = generated.find(TAG_OPEN)
     if end == -1:
-        return None
-    return _clean(generated[:end])
+        end = _unclosed_end(generated, dialect)
+        if end == -1:
+            return None
+    return _clean(generated[:end], dialect)
 
 
-def split_sample(sample: str) -> tuple[str, str] | None:
+def split_sample(sample: str, dialect: str = REPLY_SENSE) -> tuple[str, str] | None:
     """``(prompt, reply)`` of a training sample: what the bot would be asked, and what it should say.
 
     The prompt runs through the last comment's opening tag, which is nameless,
@@ -502,10 +635,10 @@ def split_sample(sample: str) -> tuple[str, str] | None:
     if start == -1:
         return None
     prompt_end = start + len(tag)
-    return sample[:prompt_end], extract_reply(sample[prompt_end:]) or ""
+    return sample[:prompt_end], extract_reply(sample[prompt_end:], dialect) or ""
 
 
-def extract_submission(generated: str) -> tuple[str, str] | None:
+def extract_submission(generated: str, dialect: str = REPLY_SENSE) -> tuple[str, str] | None:
     """``(title, body)`` from the text generated after ``submission_prompt``.
 
     The title runs to the first ``<|`` (whitespace folded to single spaces: a
@@ -517,7 +650,7 @@ def extract_submission(generated: str) -> tuple[str, str] | None:
     end = generated.find(TAG_OPEN)
     if end == -1:
         return None
-    title = " ".join(_clean(generated[:end]).split())
+    title = " ".join(_clean(generated[:end], dialect).split())
     if not title:
         return None
     rest = generated[end:].removeprefix(TITLE_END)
@@ -526,7 +659,7 @@ def extract_submission(generated: str) -> tuple[str, str] | None:
         rest = rest[len(SELF_TEXT_START):]
         body_end = rest.find(TAG_OPEN)
         if body_end != -1:
-            body = _clean(rest[:body_end])
+            body = _clean(rest[:body_end], dialect)
     return title, body
 
 
@@ -566,7 +699,8 @@ _COMMENT_TAGS = {role.start_tag[len(TAG_OPEN):-len(TAG_CLOSE)]: role for role in
 class _SampleReader:
     """Walks a sample's tags in order; ``texts[i]`` is the text after ``tags[i - 1]``."""
 
-    def __init__(self, sample: str):
+    def __init__(self, sample: str, dialect: str):
+        self.dialect = dialect
         parts = _TAG.split(sample)
         self.texts, self.tags = parts[0::2], parts[1::2]
         for text in self.texts:
@@ -599,7 +733,7 @@ class _SampleReader:
         """The text after the tag just read, decoded."""
         text = self.texts[self.position]
         self.texts[self.position] = ""
-        return decode_text(text)
+        return decode_text(text, self.dialect)
 
     def end(self) -> None:
         self.gap()
@@ -633,7 +767,7 @@ def parse_sample(text: str, dialect: str = REPLY_SENSE) -> Thread:
     have written.
     """
     _check_dialect(dialect)
-    reader = _SampleReader(text.removesuffix("\n"))
+    reader = _SampleReader(text.removesuffix("\n"), dialect)
     reader.gap()
     if reader.peek() is None:
         reader.fail("a post tag")

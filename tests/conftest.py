@@ -162,3 +162,38 @@ def demo_model_dir():
     from shared.training.demo_model import ensure_demo_model
 
     return ensure_demo_model(progress=False)
+
+
+# --- a model that can only say a few words (generate's and rehearse's checks) ------------
+
+@pytest.fixture(scope="session")
+def word_model_dir(tmp_path_factory):
+    """``build(words)``: a tiny GPT-2 whose likeliest tokens, whatever the input, are ``words``
+    (each " word") and "<|", all raised alike. With ``top_k`` = len(words) + 1 it samples only
+    those, and with a few new tokens every candidate is empty, made of ``words``, or unclosed."""
+    import torch
+    from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+
+    from shared.training.model_init import init_model, synthetic_tagged_text, train_tokenizer
+
+    vocabulary = ["idiot", "stupid", "hello"]
+    tokenizer = train_tokenizer(synthetic_tagged_text(300, seed=0) + [" " + " ".join(vocabulary)] * 300, 400)
+    base = init_model("tiny", tokenizer, tmp_path_factory.mktemp("words") / "base", n_positions=512, seed=0)
+    built = {}
+
+    def build(words):
+        if words not in built:
+            tokenizer = GPT2TokenizerFast.from_pretrained(base)
+            model = GPT2LMHeadModel.from_pretrained(base)
+            ids = [tokenizer.get_vocab()[token] for token in ["<|"] + [f"Ġ{w}" for w in words]]
+            with torch.no_grad():
+                rows = model.transformer.wte.weight[ids]
+                model.transformer.ln_f.bias.copy_(rows.T @ torch.linalg.solve(rows @ rows.T, torch.full((len(ids),), 12.0)))
+                model.transformer.ln_f.weight.mul_(0.1)
+            out = tmp_path_factory.mktemp("words") / "-".join(words)
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            built[words] = out
+        return built[words]
+
+    return build

@@ -28,7 +28,7 @@ def test_minimal_config_gets_every_default():
     bot = config.bots[0]
     assert bot.reply.base == -0.1 and bot.reply.human_author == 0.3
     assert bot.sampling.temperature == 0.8 and bot.sampling.top_k == 40
-    assert bot.sampling.top_p == 0.95 and bot.sampling.repetition_penalty == 1.008
+    assert bot.sampling.top_p is None and bot.sampling.repetition_penalty == 1.008   # None: the model's, else 0.95
     assert config.retention_days == 30 and config.schedule.fetch == 60
     assert bot.excluded_authors == ["AutoModerator", "reddit", "profanitycounter"]   # the original's three
     assert bot.negative_patterns(), "a safe default negative keyword list ships with the product"

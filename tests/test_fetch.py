@@ -88,6 +88,45 @@ def test_private_messages_are_left_unread_unless_enabled(sandbox, world):
     assert sandbox.inbox(BOT, unread_only=True) == []
 
 
+def requests_to(path_part):
+    """A logging handler counting the sandbox's requests whose path holds ``path_part``."""
+    import logging
+
+    class Count(logging.Handler):
+        seen = []
+
+        def emit(self, record):
+            if path_part in record.getMessage():
+                self.seen.append(record.getMessage())
+
+    return Count()
+
+
+def test_a_message_brings_its_conversation_once_and_only_the_new_message_is_work(sandbox, world):
+    import logging
+
+    world.bots[0].subreddits, world.bots[0].inbox.messages = [], True
+    first = sandbox.message("alice", BOT, "Question", "Hi, are you a bot?")
+    mine = sandbox.reply_message(BOT, first["name"], "I am.")
+    sandbox.api.store.mark(BOT, [first["name"]], new=False)    # the bot read it long ago
+    later = sandbox.reply_message("alice", mine["name"], "Prove it")
+    counter = requests_to("/message/messages/")
+    logger = logging.getLogger("shared.sandbox")
+    logger.addHandler(counter)
+    logger.setLevel(logging.INFO)
+    try:
+        fetch.run(world, world.bots)
+        fetch.run(world, world.bots)
+    finally:
+        logger.removeHandler(counter)
+    assert keys() == sorted([later["name"], first["name"]])    # first: known answered by the bot's own
+    assert db.Item.get(key=first["name"]).state == db.POSTED and db.Item.get(key=later["name"]).state == db.SEEN
+    chain = db.ancestry(later["name"], 10)
+    assert [(t.author, t.title, t.body) for t in chain] == [
+        ("alice", "Question", "Hi, are you a bot?"), (BOT, "re: Question", "I am."), ("alice", "re: Question", "Prove it")]
+    assert len(counter.seen) == 1, "one request for the whole conversation, and none once it is cached"
+
+
 def test_ancestors_are_read_in_batches_not_one_request_per_parent(sandbox, world):
     alice = sandbox.reddit("alice")
     post = alice.subreddit("faraway").submit("old thread", selftext="x")

@@ -120,39 +120,6 @@ def test_a_missing_model_is_one_clear_error(sandbox, world, tmp_path):
 
 # --- the checks inside the job, with a model that can only say a few words ------------------------
 
-@pytest.fixture(scope="module")
-def word_model_dir(tmp_path_factory):
-    """``build(words)``: a tiny GPT-2 whose likeliest tokens, whatever the input, are ``words``
-    (each " word") and "<|", all raised alike. With ``top_k`` = len(words) + 1 it samples only
-    those, and with a few new tokens every candidate is empty, made of ``words``, or unclosed."""
-    import torch
-    from transformers import GPT2LMHeadModel, GPT2TokenizerFast
-
-    from shared.training.model_init import init_model, synthetic_tagged_text, train_tokenizer
-
-    vocabulary = ["idiot", "stupid", "hello"]
-    tokenizer = train_tokenizer(synthetic_tagged_text(300, seed=0) + [" " + " ".join(vocabulary)] * 300, 400)
-    base = init_model("tiny", tokenizer, tmp_path_factory.mktemp("words") / "base", n_positions=512, seed=0)
-    built = {}
-
-    def build(words):
-        if words not in built:
-            tokenizer = GPT2TokenizerFast.from_pretrained(base)
-            model = GPT2LMHeadModel.from_pretrained(base)
-            ids = [tokenizer.get_vocab()[token] for token in ["<|"] + [f"Ġ{w}" for w in words]]
-            with torch.no_grad():
-                rows = model.transformer.wte.weight[ids]
-                model.transformer.ln_f.bias.copy_(rows.T @ torch.linalg.solve(rows @ rows.T, torch.full((len(ids),), 12.0)))
-                model.transformer.ln_f.weight.mul_(0.1)
-            out = tmp_path_factory.mktemp("words") / "-".join(words)
-            model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
-            built[words] = out
-        return built[words]
-
-    return build
-
-
 def only_the_deepest(config, sandbox, texts):
     """A human thread whose post and comments say ``texts`` (title, body, comments...); fetched
     and decided, with only its deepest comment queued. Returns that item."""
@@ -221,3 +188,52 @@ def test_candidates_that_repeat_the_thread_are_rejected(sandbox, world, word_mod
     assert item.state == db.FAILED
     repeats = [r for r in reasons_of(item) if r == "repeats the thread (similarity 1.00)"]
     assert repeats and set(reasons_of(item)) - set(repeats) <= {"empty", "unclosed"}
+
+
+def test_a_private_message_is_prompted_with_its_whole_conversation(sandbox, world):
+    # zacc/ssi-bot reddit_io/logic_mixin.py:56-62 walked a DM's parents: the subject and the
+    # earlier messages, the bot's own included (tests/test_original_prompts.py has the format).
+    world.bots[0].subreddits = []
+    world.bots[0].inbox.messages = True
+    first = sandbox.message("alice", BOT, "Question", "Hi, are you a bot?")
+    answer = sandbox.reply_message(BOT, first["name"], "I am a humble robot.")
+    again = sandbox.reply_message("alice", answer["name"], "Cool! What's your favourite star?")
+    pipeline(world)
+    items = {i.key: i for i in db.Item.select()}
+    assert items[again["name"]].prompt == (
+        "<|sot|>Question<|eot|><|soocr|>Hi, are you a bot?<|eoocr|><|soocr|>I am a humble robot.<|eoocr|>"
+        "<|soocr|>Cool! What's your favourite star?<|eoocr|><|sor|>")
+    # The conversation showed the bot had answered the first message: it is not answered again.
+    assert items[first["name"]].state == db.POSTED and items[first["name"]].result == answer["name"]
+    assert db.Thing.get_by_id(first["name"]).title == "Question"
+
+
+def test_a_deep_comment_keeps_the_roles_of_a_post_out_of_the_window(sandbox, world):
+    post = sandbox.submit("alice", "test", "Deep thread", selftext="x")
+    parent, authors = post["name"], ["bob", "carol", "alice", "dave", "alice", "dave", "erin", "gina"]
+    for i, author in enumerate(authors):
+        parent = sandbox.comment(author, parent, f"level {i}")["name"]
+    world.bots[0].reply.max_depth = 20
+    pipeline(world)
+    prompt = db.Item.get(key=parent).prompt
+    # The post is out of the window, not out of the roles: alice wrote it (OP), and dave
+    # also wrote level 5's grandparent (level 3, his own chain).
+    assert "<|soss" not in prompt and "level 1" not in prompt
+    assert prompt == ("<|soopr u/alice|>level 2<|eoopr|><|sor u/dave|>level 3<|eor|><|soopr u/alice|>level 4"
+                      "<|eoopr|><|soocr u/dave|>level 5<|eoocr|><|sor u/erin|>level 6<|eor|><|sor u/gina|>level 7"
+                      "<|eor|><|sor|>")
+    own = sandbox.submit(BOT, "test", "The bot's deep thread", selftext="y")
+    parent = own["name"]
+    for i, author in enumerate(authors):
+        parent = sandbox.comment(author, parent, f"own {i}")["name"]
+    pipeline(world)
+    assert db.Item.get(key=parent).prompt.endswith("<|sor u/gina|>own 7<|eor|><|soopr|>")
+
+
+def test_a_poll_is_prompted_with_its_options(sandbox, world):
+    sandbox.submit("alice", "test", "Best inner planet?", selftext="Vote below.",
+                   poll_options=["Mercury", "Venus"])
+    pipeline(world)
+    assert db.Item.get().prompt == (
+        "<|soss r/test|><|sot|>Best inner planet?<|eot|><|sost|>Vote below. - Mercury - Venus<|eost|><|sor|>")
+    assert db.Thing.get().poll_options == ["Mercury", "Venus"]

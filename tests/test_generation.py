@@ -273,3 +273,46 @@ def test_sampling_takes_the_settings_of_a_bot():
         temperature, top_k, top_p, repetition_penalty, max_new_tokens, candidates = 0.7, 20, 0.9, 1.1, 64, 2
 
     assert Sampling.from_settings(BotSampling, seed=5) == Sampling(0.7, 20, 0.9, 1.1, 64, seed=5)
+
+
+def test_reply_length_is_the_originals_1024_bounded_by_the_context(rigged_model_dir, backend):
+    # zacc/ssi-bot generators/text/__init__.py:2 asked for 1024 new tokens; the context bounds it.
+    assert Sampling().max_new_tokens == 1024
+    model = load(rigged_model_dir(["a"], strength=30.0), backend=backend)   # never closes
+    model.generate([prompt_of(model, 40)], Sampling(seed=0))
+    assert model.last_stats.new_tokens == TINY_N_POSITIONS - 40
+
+
+def test_model_args_json_gives_top_p_and_do_sample_as_the_original_honoured_them(tmp_path, tiny_model_dir):
+    import json
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    (model_dir / "model_args.json").write_text(json.dumps({"top_p": 0.5, "max_length": 20, "manual_seed": 7}))
+    model = load(model_dir)
+    assert model.model_args["top_p"] == 0.5
+
+    class Unset:   # a bot that leaves top_p open (its yaml default)
+        temperature, top_k, top_p, repetition_penalty, max_new_tokens = 0.8, 40, None, 1.008, 1024
+
+    class Explicit(Unset):
+        top_p = 0.9
+
+    assert Sampling.from_settings(Unset, model_args=model.model_args).top_p == 0.5
+    assert Sampling.from_settings(Explicit, model_args=model.model_args).top_p == 0.9
+    # max_length: the original's jobs always passed their own 1024, so the file's never counted
+    assert Sampling.from_settings(Unset, model_args=model.model_args).max_new_tokens == 1024
+    assert Sampling.from_settings(Unset, model_args={}).top_p == 0.95
+    greedy = Sampling.from_settings(Unset, model_args={"do_sample": False})
+    assert greedy.temperature == 0
+    assert model.generate([THREAD], Sampling.from_settings(Unset, seed=1, model_args={"do_sample": False})) == \
+        model.generate([THREAD], Sampling(temperature=0, top_p=0.95, seed=2))
+
+
+def test_an_unreadable_model_args_json_is_ignored(tmp_path, tiny_model_dir, caplog):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    (model_dir / "model_args.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        model = load(model_dir)
+    assert model.model_args == {} and "model_args.json is unreadable" in caplog.text

@@ -504,3 +504,40 @@ def test_world_was_built_recently(world):
     # created_utc is a float epoch in whole seconds, like reddit's.
     created = world.get("/api/info", id=world.post_name)["data"]["children"][0]["data"]["created_utc"]
     assert isinstance(created, float) and created == int(created) and abs(created - time.time()) < 600
+
+
+def test_message_conversation_matches_reddit(world):
+    # As PRAW's inbox.message(ID) reads it: the first message, every later one in its replies.
+    sent = world.get("/message/sent", "alice")["data"]["children"][0]["data"]   # alice's answer to carol
+    mine = world.get(f"/message/messages/{sent['id']}", "carol")
+    [root] = mine["data"]["children"]
+    assert root["data"]["parent_id"] is None and root["data"]["subject"] == "hello"
+    assert [r["data"]["name"] for r in root["data"]["replies"]["data"]["children"]] == [sent["name"]]
+    assert_same_shape(mine, recorded("message_conversation.json", "/message/messages/30rugdg"))
+    # whichever message is asked for, the answer is the whole conversation
+    by_root = world.get(f"/message/messages/{root['data']['id']}", "carol")
+    assert by_root == mine
+    assert world.call("GET", f"/message/messages/{sent['id']}", "bob").status_code == 403, "not bob's conversation"
+
+
+def test_a_banned_domain_is_refused_with_reddits_form_error_envelope(world):
+    # No recording holds a DOMAIN_BANNED; the envelope is the observed one (HTTP 200, one
+    # [code, message, field] triple), the triple from reddit's source: r2/r2/lib/errors.py
+    # ("%(domain)s is not allowed on reddit: %(reason)s"), field "url" (r2/r2/controllers/api.py).
+    observed = json.loads((REALDATA / "error_envelopes_observed_in_the_wild.json").read_text())
+    envelope = next(e["envelope"] for e in observed["entries"] if e["code"] == "THREAD_LOCKED")
+    world.sandbox.ban_domain("banned.example", "spam")
+    try:
+        answer = world.post("/api/submit", "alice", sr="test", kind="link", title="x",
+                            url="https://img.banned.example/cat.jpg")
+        allowed = world.post("/api/submit", "alice", sr="test", kind="link", title="x",
+                             url="https://notbanned.example/cat.jpg")
+    finally:
+        world.sandbox.unban_domain("banned.example")
+    assert answer.status_code == 200 and problems(answer.json(), envelope) == []
+    assert answer.json()["json"]["errors"] == [
+        ["DOMAIN_BANNED", "banned.example is not allowed on reddit: spam", "url"]]
+    assert allowed.json()["json"]["errors"] == []
+    world.sandbox.faults.add("form_error", path="/api/submit", error="DOMAIN_BANNED")
+    faulted = world.post("/api/submit", "alice", sr="test", kind="link", title="x", url="https://a.example/")
+    assert [e[0] for e in faulted.json()["json"]["errors"]] == ["DOMAIN_BANNED"]

@@ -53,3 +53,22 @@ def test_link_share_one_makes_link_posts(config):
     submit.run(config, config.bots, now=at(3), seed=1)
     (item,) = queued("links")
     assert item.is_link and item.key == f"submit:links:{int(at(3) // 86400)}"
+
+
+def test_image_share_makes_image_posts_generated_as_link_posts(tmp_path):
+    # zacc/ssi-bot reddit_io/tagging_mixin.py:54-60: random() < image_post_frequency -> a link (image) post.
+    config = parse_config({"db": str(tmp_path / "state.db"), "bots": [{
+        "name": BOT, "model": "m", "submit": [{"subreddit": "pics", "every_hours": 1, "image_share": 1.0},
+                                              {"subreddit": "mixed", "every_hours": 1, "image_share": 0.5,
+                                               "link_share": 0.5}]}]})
+    db.open(config.db)
+    try:
+        kinds = set()
+        for hour in range(24):
+            submit.run(config, config.bots, now=at(hour), seed=hour)
+            for item in queued("pics") + queued("mixed"):
+                kinds.add((item.subreddit, item.image, item.is_link))
+                item.move(db.POSTED)
+        assert kinds == {("pics", True, True), ("mixed", True, True), ("mixed", False, True)}
+    finally:
+        db.close()

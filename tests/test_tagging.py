@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from shared.errors import InputError
 from shared.filters import strip_mentions
 from shared.tagging import (
-    split_sample,
+    split_sample, split_samples,
     END_OF_TEXT, LEGACY, LINK_POST_END, OP_REPLY_START, OWN_CHAIN_REPLY_START, REPLY_END, REPLY_START,
     SELF_POST_END, Comment, MalformedSample, Post, Role, Thread, comment_roles, decode_text, encode_text, escape,
     extract_reply, extract_submission, neutralise, parse_sample, recorded_thread, render_items, reply_prompt,
@@ -37,11 +37,15 @@ def test_self_post_with_comments_sample_is_exact():
         "<|sor u/bob|>No more<|eor|><|sor|>Why?<|eor|><|eoss|><|endoftext|>")
 
 
-def test_self_post_sample_in_legacy_dialect_has_no_names():
-    thread = chain(self_post(), ("bob", "No more"), ("alice", "Yes"))
+def test_self_post_sample_in_legacy_dialect_has_no_names_and_no_roles():
+    # The legacy models were trained on <|sor|> for every comment, OP's included, and on
+    # unescaped text (zacc/ssi-bot reddit_io/tagging_mixin.py:124-125; the exporter before
+    # df2c989, model_finetuning/output_finetuning_data.py at 84ddb7f).
+    thread = chain(self_post(body="two\nlines"), ("bob", "No more"), ("alice", "Yes"))
     assert training_sample(thread, LEGACY) == (
-        "<|soss|><|sot|>What is love?<|eot|><|sost|>Baby don't hurt me<|eost|>"
-        "<|sor|>No more<|eor|><|soopr|>Yes<|eoopr|><|eoss|><|endoftext|>")
+        "<|soss|><|sot|>What is love?<|eot|><|sost|>two\nlines<|eost|>"
+        "<|sor|>No more<|eor|><|sor|>Yes<|eor|><|eoss|><|endoftext|>")
+    assert comment_roles(thread, LEGACY) == (Role.REPLY, Role.REPLY)
 
 
 def test_link_post_sample_never_includes_the_url():
@@ -300,11 +304,13 @@ def test_reply_tag_ignores_deleted_authors():
     assert reply_role(thread, "[deleted]") is Role.REPLY
 
 
-def test_reply_tag_is_nameless_and_same_in_legacy():
+def test_legacy_reply_tag_is_always_sor():
+    # zacc/ssi-bot reddit_io/tagging_mixin.py:37-50: only reply_sense picks <|soopr|>/<|soocr|>.
     thread = chain(self_post(author="alice"), ("lovebot", "Hi"), ("bob", "Hey"))
     assert reply_prompt(thread, "lovebot", LEGACY) == (
         "<|soss|><|sot|>What is love?<|eot|><|sost|>Baby don't hurt me<|eost|>"
-        "<|sor|>Hi<|eor|><|sor|>Hey<|eor|><|soocr|>")
+        "<|sor|>Hi<|eor|><|sor|>Hey<|eor|><|sor|>")
+    assert reply_role(chain(self_post(author="lovebot"), ("bob", "x")), "lovebot", LEGACY) is Role.REPLY
 
 
 def test_prompt_strips_mentions_of_the_bot():
@@ -329,6 +335,19 @@ def test_prompt_is_capped_by_dropping_whole_leading_items():
     assert prompt == "<|sor u/bob|>" + "y" * 300 + "<|eor|><|sor u/carol|>" + "z" * 300 + "<|eor|><|sor|>"
 
 
+def test_prompt_up_to_1500_characters_is_kept_whole_as_the_original_kept_it():
+    # zacc/ssi-bot reddit_io/logic_mixin.py:68-71: "if len(prefix) > 1500: prefix = prefix[-1450:]".
+    def thread_of_length(n):
+        head = "".join(render_items(Thread(self_post(body=""), (Comment("bob", ""),))))
+        return Thread(self_post(body=""), (Comment("bob", "b" * (n - len(head))),))
+    whole = reply_prompt(thread_of_length(1500), "lovebot")
+    assert len(whole) == 1500 + len("<|sor|>") and whole.startswith("<|soss")
+    capped = reply_prompt(thread_of_length(1501), "lovebot")
+    # longer: whole items go from the front (the post here) until the rest fits 1450
+    assert capped == render_items(thread_of_length(1501))[-1] + "<|sor|>" and len(capped) <= 1450 + 7
+    assert reply_prompt(thread_of_length(1480), "lovebot", whole_up_to=None).startswith("<|sor u/bob|>")
+
+
 def test_default_cap_is_1450_characters_before_the_reply_tag():
     thread = Thread(self_post(), tuple(Comment(f"u{i}", "w" * 400) for i in range(5)))
     prompt = reply_prompt(thread, "lovebot")
@@ -349,7 +368,7 @@ def test_last_item_alone_too_long_loses_the_front_of_its_body():
 
 def test_shortening_never_splits_an_escaped_character():
     thread = chain(self_post(), ("bob", "\n" * 500))
-    prompt = reply_prompt(thread, "lovebot", max_chars=len("<|sor u/bob|><|eor|>") + 11)
+    prompt = reply_prompt(thread, "lovebot", max_chars=len("<|sor u/bob|><|eor|>") + 11, whole_up_to=None)
     kept = prompt[len("<|sor u/bob|>"):-len("<|eor|><|sor|>")]
     assert kept == "\\n" * 5
 
@@ -448,7 +467,15 @@ def tags_and_texts(text):
 def test_parse_inverts_training_sample(thread, dialect):
     sample = training_sample(thread, dialect)
     assert parse_sample(sample, dialect) == recorded_thread(thread, dialect)
-    assert len(sample.splitlines()) == 1
+    if dialect == "reply_sense":
+        assert len(sample.splitlines()) == 1
+
+
+@quick
+@given(st.lists(st.tuples(threads, dialects), max_size=5))
+def test_split_samples_reads_back_samples_of_either_dialect(pairs):
+    samples = [training_sample(thread, dialect) for thread, dialect in pairs]
+    assert split_samples("".join(sample + "\n" for sample in samples)) == samples
 
 
 @quick
@@ -480,12 +507,12 @@ def test_any_sample_is_the_bot_prompt_for_its_last_comment_then_that_comment(pos
     context = Thread(post, tuple(earlier))
     texts = [post.title, post.body] + [c.body for c in earlier]
     assume(all(strip_mentions(text, last.author) == text for text in texts))
-    role = reply_role(context, last.author)
+    role = reply_role(context, last.author, dialect)
     prompt = reply_prompt(context, last.author, dialect, max_chars=10**9)
     assert prompt.endswith(role.start_tag)
     end = LINK_POST_END if post.is_link else SELF_POST_END
     assert training_sample(Thread(post, tuple(comments)), dialect) == (
-        prompt + encode_text(last.body) + role.end_tag + end + END_OF_TEXT)
+        prompt + encode_text(last.body, dialect) + role.end_tag + end + END_OF_TEXT)
 
 
 @quick
@@ -493,8 +520,8 @@ def test_any_sample_is_the_bot_prompt_for_its_last_comment_then_that_comment(pos
 def test_prompt_is_a_clean_suffix_of_the_thread_items(thread, bot_name, max_chars, dialect):
     assume(thread.post is not None or thread.comments)
     bot_name = bot_name or "lovebot"
-    prompt = reply_prompt(thread, bot_name, dialect, max_chars=max_chars)
-    tag = reply_role(thread, bot_name).start_tag
+    prompt = reply_prompt(thread, bot_name, dialect, max_chars=max_chars, whole_up_to=None)
+    tag = reply_role(thread, bot_name, dialect).start_tag
     assert prompt.endswith(tag)
     history = prompt[:-len(tag)]
 
@@ -526,11 +553,15 @@ def test_prompt_is_a_clean_suffix_of_the_thread_items(thread, bot_name, max_char
 
 
 @quick
-@given(tricky_text)
-def test_extract_reply_recovers_the_text_as_the_prompt_wrote_it(text):
+@given(tricky_text, dialects)
+def test_extract_reply_recovers_the_text_as_the_prompt_wrote_it(text, dialect):
     assume("&amp;#x200B;" not in text)
-    assert extract_reply(encode_text(text) + "<|eor|>") == neutralise(text).strip()
-    assert extract_reply(encode_text(text)) is None   # user text can never close a reply
+    assert extract_reply(encode_text(text, dialect) + "<|eor|>", dialect) == neutralise(text).strip()
+    # User text never closes a reply: unclosed, it is cut at its last line break or "!!!!".
+    unclosed = extract_reply(encode_text(text, dialect), dialect)
+    shown = neutralise(text)
+    cut = shown.rfind("\n") if "\n" in shown else shown.find("!!!!")
+    assert unclosed == (None if cut == -1 else shown[:cut].strip())
 
 
 @quick

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import praw
 import praw.config
+import praw.const
 import praw.exceptions
 import praw.models
 import prawcore
@@ -108,12 +109,32 @@ class WriteOnceRequestor(prawcore.Requestor):
         return response
 
 
-def connect(bot, config, **overrides):
-    """A praw.Reddit for ``bot``, authenticated from its praw.ini section."""
+class ReadOnlyViolation(RuntimeError):
+    """A read-only client was asked to change something on reddit."""
+
+
+class ReadOnlyRequestor(prawcore.Requestor):
+    """Lets only reads out: every request but a GET (and the token request that logs in)
+    is refused before it leaves, so a client built with it cannot post, vote, mark read
+    or delete, whatever the code above it does."""
+
+    def request(self, method, url, *args, **kwargs):
+        path = str(url).split("?")[0].rstrip("/")
+        if method.upper() != "GET" and not path.endswith("/api/v1/access_token"):
+            raise ReadOnlyViolation(f"refused {method} {path}: this client is read-only")
+        return super().request(method, url, *args, **kwargs)
+
+
+def connect(bot, config, read_only=False, **overrides):
+    """A praw.Reddit for ``bot``, authenticated from its praw.ini section.
+
+    ``read_only``: a client that can only read (``ReadOnlyRequestor``), for rehearsals.
+    """
     kwargs = dict(user_agent=config.user_agent.format(bot=bot.name), check_for_updates=False,
                   # We schedule rate-limited posts ourselves so one bot's wait never
                   # blocks the others: PRAW must not sleep on RATELIMIT.
-                  ratelimit_seconds=0, requestor_class=WriteOnceRequestor)
+                  ratelimit_seconds=0,
+                  requestor_class=ReadOnlyRequestor if read_only else WriteOnceRequestor)
     if config.reddit_endpoint:
         kwargs.update(oauth_url=config.reddit_endpoint, reddit_url=config.reddit_endpoint)
     kwargs.update(overrides)
@@ -168,6 +189,7 @@ def thing_row(thing):
             locked=bool(data.get("locked")),
             **_gone((data.get("title") or "", body), data),
             nsfw=bool(data.get("over_18")),
+            poll_options=_poll_options(data.get("poll_data")),
         )
     if fullname.startswith("t1_"):
         body = data.get("body") or ""
@@ -185,6 +207,15 @@ def thing_row(thing):
     )
 
 
+def _poll_options(poll):
+    """The option texts of a poll (PRAW's PollData, or its JSON), or None for a plain post."""
+    if poll is None:
+        return None
+    options = poll.get("options") if isinstance(poll, dict) else getattr(poll, "options", None)
+    texts = [o.get("text") if isinstance(o, dict) else getattr(o, "text", None) for o in options or ()]
+    return [t for t in texts if isinstance(t, str)] or None
+
+
 def _gone(texts, data):
     deleted, removed = records.gone(texts, data)
     return {"deleted": deleted, "removed": removed}
@@ -195,6 +226,19 @@ def _link_id(value):
         return None
     value = str(value)
     return value if value.startswith("t3_") else f"t3_{value}"
+
+
+def conversation(client, fullname):
+    """Every message of the private conversation holding message ``fullname``, oldest first.
+
+    /message/messages/ID answers the conversation's first message with all later ones in
+    its ``replies`` (tests/data/reddit_api/message_conversation.json), whichever ID is asked.
+    """
+    listing = client.get(praw.const.API_PATH["message"].format(id=fullname.removeprefix("t4_")))
+    messages = []
+    for first in listing:
+        messages += [first, *getattr(first, "replies", [])]
+    return messages
 
 
 def inbox_source(thing):

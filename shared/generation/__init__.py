@@ -205,10 +205,35 @@ def load(model_dir, *, backend: str = "auto", precision: str = "auto", device: s
             # each backend is imported only when a model needs it: torch and ctranslate2 are heavy
             module = importlib.import_module(f"shared.generation.{BACKEND_MODULES[backend]}")
             model = module.load(directory, shown, precision, device)
+            model.model_args = _model_args(directory)
             _models[key] = model
             log.info("loaded %s (%s %s on %s, context %d) in %.1fs", shown, backend, precision, device,
                      model.n_positions, time.perf_counter() - started)
     return model
+
+
+def _model_args(directory: Path) -> dict:
+    """The model's model_args.json (what simpletransformers saved with it), or {}.
+
+    Only generation settings are read from it (``Sampling.from_settings``); an unreadable
+    file is logged and ignored, as simpletransformers' own loader would not get past it
+    either and the weights are what matter.
+    """
+    path = directory / "model_args.json"
+    if not path.is_file():
+        return {}
+    try:
+        args = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: model_args.json is unreadable (%s); using the bot's sampling settings", path, exc)
+        return {}
+    if not isinstance(args, dict):
+        return {}
+    honoured = {k: args[k] for k in ("top_p", "do_sample") if k in args}
+    if honoured:
+        log.info("%s: model_args.json sets %s (used where the bot's sampling leaves them open)", path,
+                 ", ".join(f"{k}={v}" for k, v in honoured.items()))
+    return args
 
 
 def model_directory(model_dir) -> Path:

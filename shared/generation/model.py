@@ -39,14 +39,32 @@ class Sampling:
     top_k: int = 40
     top_p: float = 0.95
     repetition_penalty: float = 1.008
-    max_new_tokens: int = 256
+    # The original bot asked for 1024 new tokens (zacc/ssi-bot generators/text/__init__.py:2);
+    # every backend bounds a reply by the model's context as well (Model._reply_limit).
+    max_new_tokens: int = 1024
     seed: Optional[int] = None
 
     @classmethod
-    def from_settings(cls, settings, seed: Optional[int] = None) -> "Sampling":
-        """A Sampling from any object with the same attribute names (e.g. a bot's config)."""
+    def from_settings(cls, settings, seed: Optional[int] = None, model_args: Optional[dict] = None) -> "Sampling":
+        """A Sampling from any object with the same attribute names (e.g. a bot's config).
+
+        A setting that is None takes the model's own value from ``model_args`` (its
+        model_args.json, ``Model.model_args``), else the default. The original bot honoured
+        two keys of that file: simpletransformers passes ``top_p`` and ``do_sample`` to
+        ``model.generate`` and the bot's job arguments never set them
+        (zacc/ssi-bot generators/text/model_text_generator.py:119-123); it set
+        ``max_length`` itself, so the file's ``max_length`` never counted. ``do_sample``
+        false means greedy, whatever the temperature, as there.
+        """
+        model_args = model_args or {}
         names = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")
-        return cls(**{name: getattr(settings, name) for name in names}, seed=seed)
+        values = {name: getattr(settings, name) for name in names}
+        if values["top_p"] is None:
+            top_p = model_args.get("top_p")
+            values["top_p"] = float(top_p) if isinstance(top_p, (int, float)) and 0 < top_p <= 1 else cls.top_p
+        if model_args.get("do_sample") is False:
+            values["temperature"] = 0.0
+        return cls(**{k: v for k, v in values.items() if v is not None}, seed=seed)
 
 
 @dataclass
@@ -114,6 +132,9 @@ class Model(abc.ABC):
     """
 
     backend = ""
+    # The directory's model_args.json (simpletransformers' settings), {} when there is none:
+    # Sampling.from_settings takes the generation keys the original bot honoured from it.
+    model_args: dict = {}
 
     def __init__(self, path: Path, text_tokenizer, *, n_positions: int, eos_id: int, vocab_size: int,
                  precision: str, device: str):

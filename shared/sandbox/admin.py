@@ -8,6 +8,7 @@ arguments, answering ``{"result": ...}``::
     sb.remove("t1_100002")                   # body shows "[removed]", author kept
     sb.delete("t1_100002")                   # author and body show "[deleted]"
     sb.ban("test", "bot1")                   # 403 on comment/submit in r/test
+    sb.ban_domain("example.org")             # links there: DOMAIN_BANNED on /api/submit
     sb.set_created("t3_100001", time.time() - 200 * 86400)   # now archived: TOO_OLD
     sb.set_user_flair("test", "bot1", "Verified GPT-2 Bot")
     sb.add_link_flair("test", "flair-uuid", "Discussion")
@@ -18,6 +19,8 @@ arguments, answering ``{"result": ...}``::
 Results are the ``data`` dicts of reddit's JSON (a comment's ``body``, ``name``, ...).
 Reddit-level failures raise ``SandboxError`` carrying reddit's answer.
 """
+
+import json
 
 from .replies import ApiError
 
@@ -32,9 +35,9 @@ class SandboxError(Exception):
 
 
 ACTIONS = (
-    "lock", "unlock", "remove", "approve", "delete", "ban", "unban", "set_created",
+    "lock", "unlock", "remove", "approve", "delete", "ban", "unban", "ban_domain", "unban_domain", "set_created",
     "set_user_flair", "add_link_flair", "revoke_tokens", "create_account",
-    "submit", "comment", "message", "thing", "comments_by", "submissions_by",
+    "submit", "comment", "message", "reply_message", "thing", "comments_by", "submissions_by",
     "replies_to", "inbox",
 )
 
@@ -74,6 +77,13 @@ class Admin:
     def unban(self, subreddit, username):
         self.api.store.set_ban(subreddit, username, False)
 
+    def ban_domain(self, domain, reason="banned domain"):
+        """Links to ``domain`` (and its subdomains) are refused with DOMAIN_BANNED."""
+        self.api.store.ban_domain(domain, reason)
+
+    def unban_domain(self, domain):
+        self.api.store.ban_domain(domain, "", banned=False)
+
     def set_user_flair(self, subreddit, username, text):
         """``author_flair_text`` of ``username`` in ``subreddit`` (None clears it)."""
         self.api.store.set_user_flair(subreddit, username, text)
@@ -93,19 +103,32 @@ class Admin:
 
     # -- seeding (the same rules as over HTTP, without a token) -----------------------
     def submit(self, author, subreddit, title, selftext="", url=None, flair_id=None,
-               flair_text=None, nsfw=False, send_replies=True):
+               flair_text=None, nsfw=False, send_replies=True, poll_options=None):
+        """A post; ``poll_options`` (a list of texts) makes it a poll (seeding only: the
+        sandbox does not serve /api/submit_poll_post)."""
         form = {"sr": subreddit, "title": title, "kind": "link" if url else "self",
                 "text": selftext or "", "url": url or "", "flair_id": flair_id or "",
                 "flair_text": flair_text or "", "nsfw": str(nsfw), "sendreplies": str(send_replies)}
         answer = self._call(self.api.submit, self._account(author), form)
-        return self.thing(answer["json"]["data"]["name"])
+        name = answer["json"]["data"]["name"]
+        if poll_options:
+            self.api.store.update_thing(name, poll_options=json.dumps(list(poll_options)))
+        return self.thing(name)
 
     def comment(self, author, parent, body):
         answer = self._call(self.api.comment, self._account(author), {"thing_id": parent, "text": body})
         return answer["json"]["data"]["things"][0]["data"]
 
     def message(self, author, to, subject, body):
+        """A new private message; returns it as its recipient's inbox shows it."""
         self._call(self.api.compose, self._account(author), {"to": to, "subject": subject, "text": body})
+        row = self.api.store.by_author(author, "t4")[0]
+        return self.api.render_inbox(row, row["dest"], self.api.store.inbox_entry(row["dest"], f"t4_{row['id']}"))["data"]
+
+    def reply_message(self, author, parent, body):
+        """``author``'s reply to the message ``parent`` (a t4 fullname), as its recipient sees it."""
+        answer = self._call(self.api.comment, self._account(author), {"thing_id": parent, "text": body})
+        return answer["json"]["data"]["things"][0]["data"]
 
     def _account(self, name):
         self.create_account(name)

@@ -10,7 +10,7 @@ body, or raises ``ApiError`` carrying reddit's error answer. The HTTP layer
     api.comment(bob, {"thing_id": "t3_100001", "text": "hello u/alice"})
 
 Rules mirrored from reddit: replying to a deleted comment gives DELETED_COMMENT (HTTP
-200 form error); a locked submission/comment or a ban gives HTTP 403; a submission older
+200 form error), and so does a link to a banned domain (DOMAIN_BANNED, on the url); a locked submission/comment or a ban gives HTTP 403; a submission older
 than ``archive_after_days`` gives TOO_OLD; replies and ``u/NAME`` mentions land in the
 inbox (a reply to NAME is never also a mention of NAME, and nobody is notified of their
 own comment).
@@ -18,6 +18,7 @@ own comment).
 
 import re
 import time
+from urllib.parse import urlsplit
 
 from . import things
 from .replies import ApiError, envelope, forbidden, form_error, not_found
@@ -255,6 +256,28 @@ class Api:
             self.store.mark(owner, [c["data"]["name"] for c in body["data"]["children"]], new=False)
         return body
 
+    def conversation(self, account, message_id):
+        """/message/messages/ID: ID's whole conversation, as one Listing holding its first
+        message with every later one, oldest first, in that message's ``replies``
+        (recorded: message_conversation.json). Only its two people may read it."""
+        if account is None:
+            raise ApiError(forbidden())
+        row = self.store.thing(f"t4_{message_id}")
+        if row is None:
+            raise ApiError(not_found())
+        if account["name"].lower() not in (row["author"].lower(), (row["dest"] or "").lower()):
+            raise ApiError(forbidden())
+
+        def render(message):
+            entry = self.store.inbox_entry(account["name"], f"t4_{message['id']}")
+            return things.message_json(message, account=self.store.account(message["author"]),
+                                       new=bool(entry and entry["new"]))
+
+        first, *later = self.store.conversation(row["first_message"] or row["id"])
+        root = render(first)
+        root["data"]["replies"] = things.listing([render(m) for m in later]) if later else ""
+        return things.listing([root])
+
     def read_message(self, account, form, new=False):
         if account is None:
             raise ApiError(forbidden())
@@ -370,6 +393,9 @@ class Api:
             raise ApiError(form_error("INVALID_OPTION"))
         if kind == "link" and not url:
             raise ApiError(form_error("NO_URL"))
+        if kind == "link" and (ban := self.store.domain_ban(urlsplit(url).hostname)):
+            domain, reason = ban
+            raise ApiError(form_error("DOMAIN_BANNED", f"{domain} is not allowed on reddit: {reason}"))
         with self.store.tx():
             sub = self.store.get_or_create_subreddit(sr, self.now())
             if self.store.is_banned(sub["name"], account["name"]):

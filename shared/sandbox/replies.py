@@ -58,6 +58,10 @@ FORM_ERRORS = {
     "ALREADY_SUB": ("that link has already been submitted", "url"),
     "SUBREDDIT_NOEXIST": ("that community doesn't exist", "sr"),
     "INVALID_OPTION": ("that option is not valid", "kind"),
+    # reddit's source: r2/r2/lib/errors.py ("%(domain)s is not allowed on reddit: %(reason)s"),
+    # on the "url" field of POST /api/submit (r2/r2/controllers/api.py, POST_submit).
+    # Api.submit fills in the banned domain and the ban's reason.
+    "DOMAIN_BANNED": ("that domain is not allowed on reddit: banned", "url"),
 }
 
 

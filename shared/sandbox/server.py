@@ -69,6 +69,8 @@ class App:
             ("GET", r"/(?:user|u)/(?P<name>[^/]+)/comments", lambda r, name: a.user_listing(name, "t1", r.query)),
             ("GET", r"/(?:user|u)/(?P<name>[^/]+)/submitted",
              lambda r, name: a.user_listing(name, "t3", r.query)),
+            ("GET", r"/message/messages/(?P<message_id>[a-z0-9]+)",
+             lambda r, message_id: a.conversation(r.account, message_id.lower())),
             ("GET", r"/message/(?P<where>inbox|unread|mentions|comments|selfreply|messages|sent)",
              lambda r, where: a.inbox_listing(r.account, where.lower(), r.query)),
             ("POST", r"/api/read_message", lambda r: a.read_message(r.account, r.form)),

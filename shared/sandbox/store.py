@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS things (
     link_id TEXT, parent_id TEXT,       -- t1: submission and parent fullnames; t4: parent
     title TEXT, body TEXT NOT NULL DEFAULT '', url TEXT, is_self INTEGER,
     dest TEXT, subject TEXT, first_message TEXT,
-    flair_id TEXT, flair_text TEXT,
+    flair_id TEXT, flair_text TEXT, poll_options TEXT,   -- poll_options: JSON list of option texts
     over_18 INTEGER NOT NULL DEFAULT 0, spoiler INTEGER NOT NULL DEFAULT 0,
     send_replies INTEGER NOT NULL DEFAULT 1,
     created_utc REAL NOT NULL, edited REAL,
@@ -52,6 +52,7 @@ CREATE INDEX IF NOT EXISTS things_by_parent ON things (parent_id);
 CREATE TABLE IF NOT EXISTS inbox (
     owner TEXT NOT NULL COLLATE NOCASE, fullname TEXT NOT NULL, type TEXT NOT NULL,
     new INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (owner, fullname));
+CREATE TABLE IF NOT EXISTS banned_domains (domain TEXT PRIMARY KEY COLLATE NOCASE, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bans (
     subreddit TEXT NOT NULL COLLATE NOCASE, account TEXT NOT NULL COLLATE NOCASE,
     PRIMARY KEY (subreddit, account));
@@ -96,6 +97,9 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(things)")}
+        if "poll_options" not in columns:   # a sandbox file from before polls
+            self._conn.execute("ALTER TABLE things ADD COLUMN poll_options TEXT")
 
     def close(self):
         with self._lock:
@@ -232,6 +236,26 @@ class Store:
     def num_comments(self, link_fullname):
         row = self.one("SELECT COUNT(*) AS n FROM things WHERE kind = 't1' AND link_id = ?", (link_fullname,))
         return row["n"]
+
+    def ban_domain(self, domain, reason, banned=True):
+        if banned:
+            self.run("INSERT OR REPLACE INTO banned_domains VALUES (?, ?)", (domain.lower(), reason))
+        else:
+            self.run("DELETE FROM banned_domains WHERE domain = ?", (domain.lower(),))
+
+    def domain_ban(self, host):
+        """(banned domain, reason) covering ``host`` (itself or a parent domain), or None."""
+        parts = (host or "").lower().split(".")
+        for i in range(len(parts) - 1):
+            row = self.one("SELECT * FROM banned_domains WHERE domain = ?", (".".join(parts[i:]),))
+            if row:
+                return row["domain"], row["reason"]
+        return None
+
+    def conversation(self, root_id):
+        """The messages of the conversation whose first message is ``root_id``, oldest first."""
+        return self.all("SELECT * FROM things WHERE kind = 't4' AND (id = ? OR first_message = ?) "
+                        "ORDER BY created_utc, seq", (root_id, root_id))
 
     def replies_to(self, fullname):
         return self.all("SELECT * FROM things WHERE parent_id = ? ORDER BY created_utc, seq", (fullname,))

@@ -17,6 +17,7 @@ lack: see ``ADDED`` — the fidelity test holds the sandbox to exactly these key
 
 import copy
 import html
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -224,7 +225,23 @@ def submission_json(row, *, sub, account, flair=None, link_flair_text=None, arch
         "spoiler": bool(row["spoiler"]), "thumbnail": "self" if row["is_self"] else "default",
         "title": row["title"], "url": submission_url(row),
     })
+    if row.get("poll_options"):
+        data["poll_data"] = poll_json(row)
     return {"kind": "t3", "data": data}
+
+
+def poll_json(row):
+    """``poll_data`` of a poll post. No recording holds one: the fields are those PRAW's
+    PollData documents (options with text and id, total_vote_count, voting_end_timestamp
+    in milliseconds, user_selection), the rest null as reddit sends them outside predictions."""
+    options = json.loads(row["poll_options"])
+    return {
+        "prediction_status": None, "total_stake_amount": None,
+        "voting_end_timestamp": int((row["created_utc"] + 3 * 86400) * 1000),
+        "options": [{"text": text, "id": str(10_000_000 + i)} for i, text in enumerate(options)],
+        "vote_updates_remained": None, "is_prediction": False, "resolved_option_id": None,
+        "user_won_amount": None, "user_selection": None, "total_vote_count": 0, "tournament_id": None,
+    }
 
 
 def inbox_comment_json(row, *, link, sub, account, owner, item_type, new, num_comments=0):

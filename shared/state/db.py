@@ -101,6 +101,7 @@ class Thing(BaseModel):
     deleted = pw.BooleanField(default=False)
     nsfw = pw.BooleanField(default=False)
     fetched_at = pw.FloatField(default=now)
+    poll_options = JSONField(null=True)                 # a poll's option texts, in order
 
     @property
     def kind(self):
@@ -118,6 +119,8 @@ class Item(BaseModel):
     thread = pw.CharField(null=True)                    # the post the answer lands in (per-thread caps)
     target_author = pw.CharField(null=True)             # whom the answer is to (per-user caps)
     is_link = pw.BooleanField(default=False)            # own posts: link or self
+    image = pw.BooleanField(default=False)              # own posts: a link to an image found for the title
+    url = pw.TextField(null=True)                       # own posts: the link posted (the image's URL)
     prompt = pw.TextField(null=True)
     title = pw.TextField(null=True)                     # own posts: accepted title
     text = pw.TextField(null=True)                      # accepted reply, or own post's body
@@ -230,7 +233,14 @@ CREATE INDEX "item_bot_thread" ON "item" ("bot", "thread");
 CREATE INDEX "item_bot_target_author" ON "item" ("bot", "target_author");
 """
 
-MIGRATIONS = [_V1, _V2]
+# v3: a poll's options, which the bot's prompts write after the post's body; image posts.
+_V3 = """
+ALTER TABLE "thing" ADD COLUMN "poll_options" TEXT;
+ALTER TABLE "item" ADD COLUMN "image" INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE "item" ADD COLUMN "url" TEXT;
+"""
+
+MIGRATIONS = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

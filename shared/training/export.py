@@ -24,7 +24,7 @@ from pathlib import Path
 from shared.errors import InputError
 from shared.filters import DEFAULT_NEGATIVE_KEYWORDS, KeywordMatcher
 from shared.records import gone
-from shared.tagging import DIALECTS, REPLY_SENSE, Comment, Post, Thread, training_sample
+from shared.tagging import DIALECTS, END_OF_TEXT, REPLY_SENSE, Comment, Post, Thread, training_sample
 from shared.training import corpus
 
 BOTS_FILE = Path(__file__).resolve().parents[1] / "known_bots.txt"
@@ -252,11 +252,11 @@ def export(names, out_dir, rules, dialect=REPLY_SENSE, chains_mode=False, max_co
                 train_tmp.open("w", encoding="utf-8", newline="\n") as train, \
                 eval_tmp.open("w", encoding="utf-8", newline="\n") as evaluation:
             groups = itertools.chain.from_iterable(itertools.repeat(g, n) for g, n in enumerate(group_sizes))
-            for line, group in zip(source, groups):
+            for sample, group in zip(_samples(source), groups):
                 side = "eval" if group in to_eval else "train"
-                (evaluation if side == "eval" else train).write(line)
+                (evaluation if side == "eval" else train).write(sample)
                 sizes[side][0] += 1
-                sizes[side][1] += len(line.encode("utf-8"))
+                sizes[side][1] += len(sample.encode("utf-8"))
         os.replace(eval_tmp, out_dir / "eval.txt")
         os.replace(train_tmp, out_dir / "train.txt")
     finally:
@@ -273,6 +273,19 @@ def export(names, out_dir, rules, dialect=REPLY_SENSE, chains_mode=False, max_co
         "filtered_posts": {k[6:]: v for k, v in counts.items() if k.startswith("post: ")},
         "filtered_comments": {k[9:]: v for k, v in counts.items() if k.startswith("comment: ")},
     }
+
+
+def _samples(handle):
+    """The samples ``write_samples`` wrote, each with its line break: a sample ends at
+    ``<|endoftext|>`` (a legacy one may span lines)."""
+    pending = ""
+    for line in handle:
+        pending += line
+        if line.endswith(END_OF_TEXT + "\n"):
+            yield pending
+            pending = ""
+    if pending:
+        yield pending
 
 
 def _reasons(counts, prefix):

@@ -148,13 +148,15 @@ def finetune(settings, train_file, eval_file, out, restart=False, samples=3, pro
 
 
 def read_samples(path: Path, what: str) -> list[str]:
-    """The non-empty lines of a training or eval file; InputError when there are none."""
+    """The samples of a training or eval file (``tagging.split_samples``: one per line, or
+    one per ``<|endoftext|>`` for legacy samples that keep their line breaks); InputError
+    when there are none."""
     if not path.is_file():
         hint = "--train-file" if what == "training" else "--eval-file"
         raise InputError(f"{path}: no {what} file (write it with python -m jobs.export, or pass {hint} PATH)")
     try:
-        with path.open(encoding="utf-8", newline="\n") as handle:
-            lines = [line.rstrip("\r\n") for line in handle if line.strip()]
+        # as written: universal newlines would turn a legacy sample's "\r" into "\n"
+        lines = tagging.split_samples(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not lines:
