@@ -25,9 +25,6 @@ from shared.filters import KeywordMatcher
 
 log = logging.getLogger("decide")
 
-HOUR = 3600.0
-DAY = 24 * HOUR
-
 
 def run(config, bots, seed=None, **_options):
     rng = random.Random(seed) if seed is not None else random.SystemRandom()
@@ -50,7 +47,9 @@ def decide_bot(bot, rng, now):
             continue
         p, reasons = reply_probability(situation, bot, positive, negative)
         draw = rng.random()
-        cap = cap_reached(cap_counts(bot.name, item, now), bot.caps) if p > 0 else None
+        cap = None
+        if p > 0:
+            cap = cap_reached(db.cap_counts(bot.name, now, item.thread, item.target_author), bot.caps)
         if cap:
             reasons.append(cap)
         queue = draw < p and cap is None
@@ -78,7 +77,7 @@ def situation_for(item, bot_name, now):
     return Situation(
         bot=bot_name, kind=thing.kind, source=item.source, author=thing.author,
         author_flair=thing.author_flair, text=text,
-        post_age_hours=max(0.0, now - born) / HOUR,
+        post_age_hours=max(0.0, now - born) / db.HOUR,
         depth=thing.depth if thing.kind == "comment" else None,
         post_author=post.author if post else None,
         parent_author=parent.author if parent else None,
@@ -87,16 +86,6 @@ def situation_for(item, bot_name, now):
         removed=thing.removed or bool(post and post.removed),
         deleted=thing.deleted,
     )
-
-
-def cap_counts(bot_name, item, now):
-    counts = {"per_hour": db.count_committed(bot_name, now - HOUR),
-              "per_day": db.count_committed(bot_name, now - DAY)}
-    if item.thread:
-        counts["per_thread"] = db.count_committed(bot_name, now - DAY, thread=item.thread)
-    if item.target_author:
-        counts["per_user"] = db.count_committed(bot_name, now - DAY, target_author=item.target_author)
-    return counts
 
 
 def add_arguments(parser):

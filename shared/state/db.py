@@ -298,6 +298,39 @@ def count_committed(bot, since, **where):
     return query.count()
 
 
+# The caps' windows (shared/config.py Caps): per_hour counts the last hour, the others the last day.
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def cap_counts(bot, now, thread=None, target_author=None):
+    """{"per_hour", "per_day"[, "per_thread"][, "per_user"]}: what ``bot`` has committed to in
+    each cap's window, the numbers ``shared.bot.decide.cap_reached`` compares with the limits."""
+    counts = {"per_hour": count_committed(bot, now - HOUR), "per_day": count_committed(bot, now - DAY)}
+    if thread:
+        counts["per_thread"] = count_committed(bot, now - DAY, thread=thread)
+    if target_author:
+        counts["per_user"] = count_committed(bot, now - DAY, target_author=target_author)
+    return counts
+
+
+def busiest(bot, since, column):
+    """(value, count) of the ``column`` value ("thread" or "target_author") that ``bot`` committed
+    to most often since ``since`` (the per-thread and per-user caps), or None."""
+    field = getattr(Item, column)
+    row = (Item.select(field.alias("value"), pw.fn.COUNT(Item.id).alias("n")).join(Decision)
+           .where((Item.bot == bot) & Item.state.in_(COMMITTED) & (Decision.decided_at >= since) &
+                  field.is_null(False))
+           .group_by(field).order_by(pw.fn.COUNT(Item.id).desc(), field).limit(1).dicts().first())
+    return (row["value"], row["n"]) if row else None
+
+
+def latest_failures(bot, limit):
+    """``bot``'s newest failed items, newest first."""
+    return list(Item.select().where((Item.bot == bot) & (Item.state == FAILED))
+                .order_by(Item.updated_at.desc(), Item.id.desc()).limit(limit))
+
+
 def state_counts(bot=None):
     """{bot: {state: count}} for every bot with items."""
     query = Item.select(Item.bot, Item.state, pw.fn.COUNT(Item.id).alias("n")).group_by(Item.bot, Item.state)
