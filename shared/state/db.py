@@ -245,6 +245,19 @@ def open(path):
     return db
 
 
+def open_readonly(path):
+    """Bind the models to the state DB at ``path`` in SQLite's read-only mode, for a reader in
+    a process of its own (the console: the models are bound process-wide, and the jobs of the
+    same process would read and write through it). Read with ``reading()``."""
+    database.initialize(sqlite.readonly_database(path))
+
+
+def reading():
+    """One consistent read of the DB bound by ``open_readonly``, connected for the block only;
+    InputError (one line) when the file is missing, corrupt, not a state DB or too new."""
+    return sqlite.reading(database.obj, MIGRATIONS, what="state DB")
+
+
 def close():
     if database.obj is not None and not database.is_closed():
         database.close()
