@@ -85,6 +85,8 @@ def serve(config, host, port, allow_remote=False, verbose=False):
     url = f"http://{shown}:{sock.getsockname()[1]}/"
     print(f"console: {url}" + (f"?token={token}" if token else ""), flush=True)
     log.info("reading %s (read-only); Ctrl-C to stop", config.db)
+    # One line per request with -v; uvicorn's own start and stop lines only then too.
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO if verbose else logging.WARNING)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=verbose, lifespan="off"))
     server.run(sockets=[sock])
     return 0

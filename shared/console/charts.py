@@ -18,9 +18,9 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 MAX_X_LABELS = 8
 
 
-def nice_ticks(low, high, count=5):
+def nice_ticks(low, high, count=5, whole=False):
     """About ``count`` round numbers (steps of 1, 2 or 5 times a power of ten) from below
-    ``low`` to above ``high``."""
+    ``low`` to above ``high``; ``whole``: steps of at least 1 (counts)."""
     if not math.isfinite(low) or not math.isfinite(high):
         low, high = 0.0, 1.0
     if high <= low:
@@ -28,6 +28,8 @@ def nice_ticks(low, high, count=5):
     raw = (high - low) / max(1, count)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    if whole:
+        step = max(1, round(step))
     first = math.floor(low / step) * step
     ticks, value = [], first
     while value < high + step * 0.999:
@@ -48,7 +50,7 @@ def bars(labels, series, title="", y_label="", ticks=None):
     ``ticks``: the (index, text) pairs to write under the x axis (default: every few labels)."""
     n = len(labels)
     totals = [sum(values[i] for _, values in series) for i in range(n)]
-    y_ticks = nice_ticks(0, max(totals + [1]))
+    y_ticks = nice_ticks(0, max(totals + [1]), whole=True)
     top = y_ticks[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, n)

@@ -62,7 +62,7 @@ def readonly_database(path):
     takes no lock but SQLite's shared read locks, so it works while jobs write (WAL)."""
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     db = pw.SqliteDatabase(uri, uri=True, autoconnect=False,
-                           pragmas={"busy_timeout": PRAGMAS["busy_timeout"], "query_only": 1})
+                           pragmas={"busy_timeout": PRAGMAS["busy_timeout"]})
     db.path = str(path)           # for messages: the URI is not what the user wrote
     return db
 
