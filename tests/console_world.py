@@ -4,12 +4,14 @@
     with serve(world.config_path) as url:                 # python -m jobs.console --port 0
         requests.get(url + "bots/" + BOT)
 
-``build`` seeds the sandbox (a thread with a question, a comment holding ``EVIL`` markup, a
-post titled with it, a DM), runs one real cycle with the demo model (fetch, decide, submit,
-generate, post: decisions, candidates, post attempts, job runs, the bot's own post), then
-adds what one short cycle rarely makes, with the DB functions the jobs use: an item that
-failed after its candidates were rejected by the filters, and a post attempt that did not
-post. praw.ini holds ``SECRETS``, which no page may ever show.
+``build`` seeds the sandbox (a thread with a question and two comments by mallory, one of
+them ``EVIL`` markup, a post by mallory titled with it, a DM). The bot queues every item but
+answers an author once a day, so two of mallory's three items are skipped by that cap. Then
+it runs one real cycle with the demo model (fetch, decide, submit, generate, post:
+decisions, candidates, post attempts, job runs, the bot's own post), and adds what one short
+cycle rarely makes, with the DB functions the jobs use: an item that failed after its
+candidates were rejected by the filters, and a post attempt that did not post. praw.ini
+holds ``SECRETS``, which no page may ever show.
 """
 
 import contextlib
@@ -38,7 +40,7 @@ class World:
     db_path: Path
     post: dict                  # the thread with the question (the bot answers it)
     question: dict
-    evil_comment: dict          # its body is EVIL; skipped: the thread's cap was reached
+    evil_comment: dict          # its body is EVIL
     evil_post: dict             # its title is EVIL
     failed_item: int            # the seeded item whose candidates were all rejected
 
@@ -46,7 +48,7 @@ class World:
 def write_config(directory, sandbox_url, model):
     bots = [{"name": BOT, "model": str(model), "subreddits": ["test"],
              "reply": {"base": 1.0},                       # every item is queued, unless a cap stops it
-             "caps": {"per_thread": 2},                    # ... the third item of a thread is capped
+             "caps": {"per_user": 1},                      # ... one answer per author
              "inbox": {"messages": True},
              "sampling": {"max_new_tokens": 48, "candidates": 2},
              "submit": [{"subreddit": "test", "every_hours": 1}]},
@@ -62,10 +64,12 @@ def write_config(directory, sandbox_url, model):
 
 
 def build(directory, sandbox, model):
+    Path(directory).mkdir(parents=True, exist_ok=True)
     path = write_config(directory, sandbox.url, model)
     post = sandbox.submit("alice", "test", "I finally fixed my bike", selftext="Took three weekends.")
     question = sandbox.comment("bob", post["name"], "How long did that take?")
     evil_comment = sandbox.comment("mallory", post["name"], EVIL)
+    sandbox.comment("mallory", post["name"], "me again")
     evil_post = sandbox.submit("mallory", "test", EVIL, selftext="the title is markup")
     sandbox.message("carol", BOT, "hello", "Do you like bikes?")
     done = subprocess.run([sys.executable, "run.py", "--config", str(path), "--once"], cwd=ROOT,
@@ -86,13 +90,14 @@ def seed_failure(parent, thread):
     item, _ = db.add_item(BOT, "t1_zz9999", "listing", subreddit="test", thread=thread, target_author="dave")
     db.store_things([{"fullname": "t1_zz9999", "subreddit": "test", "author": "dave", "body": "grapes or bikes?",
                       "parent": parent, "submission": thread, "depth": 1, "created_utc": time.time() - 60}])
-    db.record_decision(item, 0.55, 0.12, ["base +1.00", "depth 1 -0.05", "human author +0.30",
+    db.record_decision(item, 0.55, 0.12, ["base +0.30", "depth 1 -0.05", "human author +0.30",
                                           "age 0.1h x1.00"], queue=True)
     for reason in REJECTED:
         db.Candidate.create(item=item, raw=f"{EVIL} candidate text <|eoc|>", accepted=False, reason=reason)
     item.move(db.FAILED, gen_attempts=3, reason=f"no acceptable text after 3 rounds ({', '.join(REJECTED)})")
     answered = db.Item.get((db.Item.bot == BOT) & (db.Item.key == parent))
-    db.PostAttempt.create(item=answered, outcome="transient", reason="reddit answered 503", finished_at=time.time())
+    db.PostAttempt.create(item=answered, outcome="transient", reason="reddit answered 503",
+                          started_at=answered.created_at, finished_at=answered.created_at + 1)
     return item.id
 
 

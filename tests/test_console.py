@@ -75,7 +75,7 @@ def test_the_bots_page_lists_every_bot_with_items_per_state(console, world):
 
 def test_a_bots_page_shows_states_caps_schedule_job_runs_and_failures(console, world):
     page = text_of(get(console, f"/bots/{BOT}"))
-    assert "per thread 2 2" in page, "the bike thread used its cap: 2 of 2"
+    assert "per user 1 1" in page, "mallory used the per-user cap: 1 of 1"
     assert "per hour" in page and "per day" in page and "per user" in page
     assert "r/test" in page and "next slot opens" in page
     for job in ("fetch", "decide", "submit", "generate", "post"):
@@ -91,7 +91,7 @@ def test_the_conversation_is_the_thread_with_every_decision_rule_by_rule(console
     assert "I finally fixed my bike" in page and "How long did that take?" in page
     assert "u/alice" in page and "u/bob" in page and "the bot" in page
     assert page.count("queued") >= 2 and "skipped: cap" in page
-    assert "cap per_thread reached (2/2)" in page, "the capped comment says which cap"
+    assert "cap per_user reached (1/1)" in page, "a capped comment says which cap"
     assert "human author +0.30" in page
     assert re.search(r"p 1\.00 · draw 0\.\d\d → queued", page)
     # the bot's replies are highlighted, each under what it answered
@@ -108,7 +108,8 @@ def test_an_items_page_lists_every_candidate_with_its_verdict(console, world):
     assert "Candidates (3)" in page
     for reason in REJECTED:
         assert f"rejected: {reason}" in page
-    assert "base +1.00" in page and "depth 1 -0.05" in page and "draw 0.12 < p 0.55: queued" in page
+    assert "base +0.30" in page and "depth 1 -0.05" in page and "draw 0.12 < p 0.55: queued" in page
+    assert "sum, capped to 0–1, times the age factor +0.55 → 0.55" in page
     answered = items(world)[world.question["name"]][0]
     page = text_of(get(console, f"/bots/{BOT}/items/{answered}"))
     assert "accepted" in page and "Post attempts" in page and "posted" in page
@@ -139,7 +140,7 @@ def test_activity_plots_have_numbers_on_both_axes(console, world):
     page = text_of(answer)
     replies = sum(1 for key, (_, s) in items(world).items() if s == "posted" and not key.startswith("submit:"))
     assert f"replies {replies}" in page
-    assert "skipped: cap 1" in page
+    assert "skipped: cap 2" in page, "two of mallory's three items"
     for days in ("0", "999", "x"):
         get(console, f"/bots/{BOT}/activity?days={days}")       # clamped or the default, never an error
 

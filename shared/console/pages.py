@@ -266,7 +266,7 @@ def item_detail(config, bot, item_id):
     row["attempts"] = [{"outcome": a.outcome or "unknown (looked up before any retry)", "reason": a.reason,
                         "result": a.result, "started": a.started_at, "finished": a.finished_at}
                        for a in db.PostAttempt.select().where(db.PostAttempt.item == item)
-                       .order_by(db.PostAttempt.id)]
+                       .order_by(db.PostAttempt.started_at, db.PostAttempt.id)]
     row["context"] = [] if item.is_submission else [
         {**_thing_dict(t), "url": _url(config, t.fullname, t.submission)} for t in db.ancestry(item.key, 7)]
     row["conversation"] = conversation_id(item)
