@@ -145,8 +145,12 @@ def test_activity_plots_have_numbers_on_both_axes(console, world):
         get(console, f"/bots/{BOT}/activity?days={days}")       # clamped or the default, never an error
 
 
-def test_the_models_page_draws_each_runs_eval_loss(console, demo_model_dir):
+def test_the_models_page_draws_each_runs_eval_loss(console, world, demo_model_dir):
+    broken = world.config_path.parent / "models" / "broken-run"     # under finetune.output_dir
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "training_progress_scores.csv").write_bytes(b"global_step,eval_loss\n\x00\xff,\"unclosed\n")
     answer = get(console, "/models")
+    assert "broken-run" in answer.text
     page = text_of(answer)
     run = Path(demo_model_dir).parent
     rows = (run / "training_progress_scores.csv").read_text().splitlines()[1:]

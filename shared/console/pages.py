@@ -12,6 +12,7 @@ Raises ``NotFound`` for a thread or item the DB does not hold.
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -340,7 +341,7 @@ def models(config):
             continue
         try:
             rows = progress_history(folder, math.inf)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, csv.Error) as exc:
             result.append({"path": str(folder), "name": folder.name, "error": f"{PROGRESS_CSV}: {exc}"})
             continue
         evals = [(r["global_step"], r.get("eval_loss")) for r in rows if r.get("eval_loss") is not None]
