@@ -16,6 +16,7 @@ holds ``SECRETS``, which no page may ever show.
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -99,6 +100,19 @@ def seed_failure(parent, thread):
     db.PostAttempt.create(item=answered, outcome="transient", reason="reddit answered 503",
                           started_at=answered.created_at, finished_at=answered.created_at + 1)
     return item.id
+
+
+def verdicts(world, key):
+    """The verdict the console must show for each candidate of ``BOT``'s item ``key``, in order."""
+    from shared.console.pages import verdict
+
+    con = sqlite3.connect(f"file:{world.db_path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT c.accepted, c.reason FROM candidate c JOIN item i ON c.item_id = i.id "
+                           "WHERE i.bot = ? AND i.key = ? ORDER BY c.id", (BOT, key)).fetchall()
+    finally:
+        con.close()
+    return [verdict(bool(accepted), reason) for accepted, reason in rows]
 
 
 def console_command(config_path, *args):

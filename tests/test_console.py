@@ -56,12 +56,16 @@ def text_of(answer):
     return " ".join(unescape(TAGS.sub(" ", answer.text)).split())
 
 
-def items(world):
+def query(world, sql, *args):
     con = sqlite3.connect(f"file:{world.db_path}?mode=ro", uri=True)
     try:
-        return {key: (ident, state) for ident, key, state in con.execute("SELECT id, key, state FROM item")}
+        return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+def items(world):
+    return {key: (ident, state) for ident, key, state in query(world, "SELECT id, key, state FROM item")}
 
 
 # --------------------------------------------------------------------------- every page
@@ -96,8 +100,8 @@ def test_the_conversation_is_the_thread_with_every_decision_rule_by_rule(console
     assert re.search(r"p 1\.00 · draw 0\.\d\d → queued", page)
     # the bot's replies are highlighted, each under what it answered
     mine = re.findall(r'<div class="self mine">', answer.text)
-    replies = [key for key, (_, state) in items(world).items() if state == "posted" and key.startswith("t")]
-    assert len(mine) >= 2 and len(replies) >= 2
+    (replies,) = query(world, "SELECT COUNT(*) FROM item WHERE thread = ? AND state = 'posted'", world.post["name"])
+    assert len(mine) == replies[0], "each reply the bot posted in the thread, highlighted"
     # candidates are one click away
     question_item = items(world)[world.question["name"]][0]
     assert f'href="/bots/{BOT}/items/{question_item}"' in answer.text
@@ -112,13 +116,21 @@ def test_an_items_page_lists_every_candidate_with_its_verdict(console, world):
     assert "sum, capped to 0–1, times the age factor +0.55 → 0.55" in page
     answered = items(world)[world.question["name"]][0]
     page = text_of(get(console, f"/bots/{BOT}/items/{answered}"))
-    assert "accepted" in page and "Post attempts" in page and "posted" in page
+    found = console_world.verdicts(world, world.question["name"])
+    assert found and f"Candidates ({len(found)})" in page and "Post attempts" in page
+    for n, said in enumerate(found, start=1):
+        assert f"#{n} {said}" in page
 
 
 def test_the_conversations_list_and_the_dm(console, world):
     page = get(console, f"/bots/{BOT}/conversations")
     dm = re.search(rf'href="/bots/{BOT}/conversations/(t4_\w+)"', page.text)
-    assert dm and world.post["name"] in page.text and "the bot's own post" in text_of(page)
+    assert dm and world.post["name"] in page.text
+    (own,) = query(world, "SELECT state, result FROM item WHERE key LIKE 'submit:%'")
+    if own[0] == "posted":       # the model wrote an acceptable title in its three rounds
+        assert f"{own[1]} · the bot's own post" in text_of(page)
+    else:
+        assert own[0] == "failed" and "no acceptable text" in text_of(get(console, f"/bots/{BOT}"))
     messages = text_of(get(console, f"/bots/{BOT}/conversations/{dm.group(1)}"))
     assert "Do you like bikes?" in messages and "private message" in messages
 

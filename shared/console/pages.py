@@ -29,6 +29,7 @@ MAX_CONVERSATIONS = 200
 MAX_THREAD_ITEMS = 2000         # comments of one thread shown (a huge thread is cut, newest kept)
 # Post attempts that did not post: transient errors, rate limits, permanent refusals.
 FAILED_ATTEMPTS = ("transient", "ratelimited", "permanent")
+CAP_PREFIX = "cap "             # a skip's reason when a cap stopped it (shared/bot/decide.py cap_reached)
 
 
 class NotFound(LookupError):
@@ -123,39 +124,39 @@ def _next_retry(bot):
 # --------------------------------------------------------------------------- conversations
 
 def conversation_id(item):
-    """The conversation an item belongs to: its post's fullname, its own post once posted,
-    or the message itself (a DM has no post)."""
+    """The conversation an item belongs to: its own post once posted, the post it is in, or the
+    message itself (a DM has no post). ``_conversation_sql`` is the same rule in SQL."""
     if item.is_submission:
         return item.result
     return item.thread or item.key
 
 
+def _conversation_sql():
+    return pw.Case(None, [(db.Item.is_submission, db.Item.result)], pw.fn.COALESCE(db.Item.thread, db.Item.key))
+
+
 def conversations(bot, limit=MAX_CONVERSATIONS):
-    """The threads (and DMs) the bot has items in, most recently active first."""
-    found = {}
-    query = (db.Item.select().where(db.Item.bot == bot.name)
-             .order_by(db.Item.updated_at.desc(), db.Item.id.desc()))
-    for item in query.iterator():
-        key = conversation_id(item)
-        if key is None:
-            continue
-        entry = found.get(key)
-        if entry is None:
-            if len(found) >= limit:
-                continue
-            entry = found[key] = {"id": key, "last": item.updated_at, "states": {}, "own": False,
-                                  "title": None, "subreddit": item.subreddit}
-        entry["states"][item.state] = entry["states"].get(item.state, 0) + 1
-        if item.is_submission:
-            entry["own"], entry["title"] = True, item.title
-    things = db.things(found)
-    for key, entry in found.items():
-        thing = things.get(key)
+    """The threads (and DMs) the bot has items in, most recently active first, with how many of
+    its items are in each state there. Grouped by SQLite: a bot may have a month of items."""
+    conversation = _conversation_sql()
+    counts = [pw.fn.SUM(pw.Case(None, [(db.Item.state == state, 1)], 0)).alias(state) for state in db.STATES]
+    query = (db.Item.select(conversation.alias("id"), pw.fn.MAX(db.Item.updated_at).alias("last"),
+                            pw.fn.MAX(db.Item.subreddit).alias("subreddit"),
+                            pw.fn.MAX(pw.Case(None, [(db.Item.is_submission, db.Item.title)])).alias("own_title"),
+                            *counts)
+             .where((db.Item.bot == bot.name) & conversation.is_null(False))
+             .group_by(conversation).order_by(pw.SQL("last").desc()).limit(limit).dicts())
+    found = [{"id": row["id"], "last": row["last"], "subreddit": row["subreddit"], "title": row["own_title"],
+              "own": row["own_title"] is not None, "author": None,
+              "states": {state: row[state] for state in db.STATES if row[state]}} for row in query]
+    things = db.things(entry["id"] for entry in found)
+    for entry in found:
+        thing = things.get(entry["id"])
         if thing is not None:
             entry["title"] = thing.title or cli.preview(thing.body)
             entry["subreddit"] = thing.subreddit or entry["subreddit"]
             entry["author"] = thing.author
-    return list(found.values())
+    return found
 
 
 def conversation(config, bot, thread_id):
@@ -163,14 +164,15 @@ def conversation(config, bot, thread_id):
     if thread_id.startswith("t4_"):
         chain = [_thing_dict(t) for t in db.ancestry(thread_id, 50)]
         comments, root = chain, None
-        items = _items_keyed(bot, db.Item.key.in_([t["fullname"] for t in chain] or [""]))
+        items = _items_keyed(bot, [db.Item.key.in_([t["fullname"] for t in chain] or [""])])
     else:
         root_thing = db.Thing.get_or_none(db.Thing.fullname == thread_id)
         root = _thing_dict(root_thing) if root_thing else None
         comments = [_thing_dict(t) for t in db.Thing.select().where(db.Thing.submission == thread_id)
                     .order_by(db.Thing.created_utc.desc()).limit(MAX_THREAD_ITEMS)]
-        items = _items_keyed(bot, (db.Item.thread == thread_id) | (db.Item.key == thread_id) |
-                             (db.Item.result == thread_id))
+        # one indexed query each: its items in the thread, the post itself, its own post
+        items = _items_keyed(bot, [db.Item.thread == thread_id, db.Item.key == thread_id,
+                                   (db.Item.state == db.POSTED) & (db.Item.result == thread_id)])
     if root is None and not comments and not items:
         raise NotFound(f"no conversation {thread_id} for {bot.name} in the state DB")
     own = next((i for i in items.values() if i["is_submission"]), None)
@@ -206,8 +208,13 @@ def _chain(things):
     return nodes[:1]
 
 
-def _items_keyed(bot, where):
-    items = list(db.Item.select().where((db.Item.bot == bot.name) & where))
+def _items_keyed(bot, conditions):
+    """{fullname: item row} of ``bot``'s items meeting any of ``conditions`` (and its own post
+    under the fullname it was posted as), with their decisions and candidate counts."""
+    items = {}
+    for condition in conditions:
+        items.update((i.id, i) for i in db.Item.select().where((db.Item.bot == bot.name) & condition))
+    items = sorted(items.values(), key=lambda i: i.id)
     decisions = _decisions([i.id for i in items])
     counts = _candidate_counts([i.id for i in items])
     keyed = {}
@@ -232,7 +239,8 @@ def _decisions(item_ids):
 
 
 def _decision_row(decision, item):
-    outcome = shape.outcome_of(item.state, decision.probability, item.reason)
+    outcome = shape.outcome_of(item.state == db.SKIPPED, (item.reason or "").startswith(CAP_PREFIX),
+                               decision.probability <= 0)
     explained = shape.breakdown(decision.probability, decision.draw, decision.reasons,
                                 "queued" if outcome == "queued" else "skipped", item.reason)
     return {"probability": decision.probability, "draw": decision.draw, "outcome": outcome,
@@ -293,11 +301,21 @@ def activity(bot, now, days):
                   .where((db.Item.bot == bot.name) & (db.Item.state == db.POSTED) & (db.Item.posted_at >= start)))
     replies = [i.posted_at for i in posted if not i.key.startswith(db.SUBMISSION_PREFIX)]
     own = [i.posted_at for i in posted if i.key.startswith(db.SUBMISSION_PREFIX)]
-    decided = (db.Decision.select(db.Decision.decided_at, db.Decision.probability, db.Item.state, db.Item.reason)
-               .join(db.Item).where((db.Item.bot == bot.name) & (db.Decision.decided_at >= start)))
-    by_outcome = {name: [] for name in shape.OUTCOMES}
-    for d in decided:
-        by_outcome[shape.outcome_of(d.item.state, d.probability, d.item.reason)].append(d.decided_at)
+    hour = (db.Decision.decided_at / 3600).cast("INTEGER")
+    skipped, capped, zero = (db.Item.state == db.SKIPPED), db.Item.reason.startswith(CAP_PREFIX), \
+        (db.Decision.probability <= 0)
+    decided = (db.Decision.select(hour.alias("hour"), skipped.alias("skipped"), capped.alias("capped"),
+                                  zero.alias("zero"), pw.fn.COUNT(db.Decision.id).alias("n"))
+               # an item moves on when it is decided, so updated_at >= decided_at: lets SQLite
+               # start from the recently updated items instead of all of the bot's
+               .join(db.Item).where((db.Item.bot == bot.name) & (db.Item.updated_at >= start) &
+                                    (db.Decision.decided_at >= start))
+               .group_by(hour, skipped, capped, zero).dicts())
+    by_outcome = {name: [0] * hours for name in shape.OUTCOMES}
+    for row in decided:
+        index = row["hour"] - int(start // 3600)
+        if 0 <= index < hours:
+            by_outcome[shape.outcome_of(bool(row["skipped"]), bool(row["capped"]), bool(row["zero"]))][index] += row["n"]
     labels = [shape.when(start + h * 3600)[5:16] for h in range(hours)]      # "06-01 12:00"
     ticks = shape.hour_ticks(start, hours)
     return {
@@ -306,12 +324,11 @@ def activity(bot, now, days):
                                              ("posts", shape.hourly(own, start, hours))],
                                     title=f"replies and posts per hour, last {days} days (UTC)", y_label="posted",
                                     ticks=ticks),
-        "decisions_chart": charts.bars(labels, [(name, shape.hourly(times, start, hours))
-                                                for name, times in by_outcome.items()],
+        "decisions_chart": charts.bars(labels, list(by_outcome.items()),
                                        title=f"decisions per hour by outcome, last {days} days (UTC)",
                                        y_label="decisions", ticks=ticks),
         "totals": {"replies": len(replies), "posts": len(own),
-                   **{name: len(times) for name, times in by_outcome.items()}},
+                   **{name: sum(counts) for name, counts in by_outcome.items()}},
     }
 
 

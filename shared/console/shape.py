@@ -63,13 +63,14 @@ def breakdown(probability, draw, reasons, outcome, reason=None):
     return result
 
 
-def outcome_of(state, probability, reason):
-    """Which of ``OUTCOMES`` a decided item's decision was."""
-    if state != "skipped":
+def outcome_of(skipped, capped, zero):
+    """Which of ``OUTCOMES`` a decision was: queued, or skipped by a cap, by a rule that made
+    p = 0, or by the draw."""
+    if not skipped:
         return OUTCOMES[0]
-    if (reason or "").startswith("cap "):
+    if capped:
         return OUTCOMES[2]
-    return OUTCOMES[3] if probability <= 0 else OUTCOMES[1]
+    return OUTCOMES[3] if zero else OUTCOMES[1]
 
 
 @dataclass
