@@ -99,6 +99,8 @@ def seed_failure(parent, thread):
     answered = db.Item.get((db.Item.bot == BOT) & (db.Item.key == parent))
     db.PostAttempt.create(item=answered, outcome="transient", reason="reddit answered 503",
                           started_at=answered.created_at, finished_at=answered.created_at + 1)
+    answered.post_attempts += 1
+    answered.save(only=[db.Item.post_attempts])
     return item.id
 
 
