@@ -1,7 +1,8 @@
 """Run the bots 24/7: every job on its interval, one at a time.
 
     python run.py [--config ssi-bot.yaml] [--once]
-    python run.py --demo            # offline: local sandbox, demo model, no account
+    python run.py --demo            # offline: local sandbox, demo model, no account, and
+                                    # the operator console at the address it prints (--no-console: not)
 
 The loop runs fetch, decide, submit, generate, post (and prune, sync) on the
 intervals of ssi-bot.yaml's ``schedule``, one job at a time, in that order
@@ -36,6 +37,8 @@ def parse_args(argv):
                    help="offline demo: local reddit sandbox, demo model, seeded human activity")
     p.add_argument("--cycles", type=int, default=None, metavar="N",
                    help="with --demo: cycles before exiting (default 4; 0 = until Ctrl-C)")
+    p.add_argument("--no-console", action="store_true",
+                   help="with --demo: do not serve the operator console (python -m jobs.console)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -45,7 +48,7 @@ def main(argv=None):
     cli.setup_logging(args.verbose)
     if args.demo:
         from jobs import demo
-        return demo.run_demo(cycles=4 if args.cycles is None else args.cycles)
+        return demo.run_demo(cycles=4 if args.cycles is None else args.cycles, console=not args.no_console)
     try:
         config = load_config(args.config)
         reddit.check_credentials(config, config.bots)

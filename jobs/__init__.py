@@ -10,7 +10,8 @@ Lambda handler share: the order of a cycle and the Runner that runs jobs by name
 
 Used by ``run.py``, the offline demo and the Lambda handler, so all three run
 jobs the same way: under the per-job lock that ``python -m jobs.NAME`` takes
-too, with a job's exception logged and the rest of the cycle going on.
+too, with a job's exception logged and the rest of the cycle going on, and each
+run recorded beside the DB (shared/state/runs.py) for the console.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import schedule
 
 from shared import cli
-from shared.state import replica
+from shared.state import replica, runs
 from shared.state.lock import AlreadyRunning, job_lock
 
 log = logging.getLogger("run")
@@ -46,7 +47,8 @@ class Runner:
             return
         started = time.monotonic()
         try:
-            with job_lock(name, self.config.db):
+            with job_lock(name, self.config.db), \
+                    runs.recorded(name, self.config.db, [bot.name for bot in self.config.bots]):
                 importlib.import_module(f"jobs.{name}").run(self.config, self.config.bots)
         except AlreadyRunning as exc:
             log.info(str(exc))

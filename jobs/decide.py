@@ -29,9 +29,6 @@ from shared.filters import KeywordMatcher
 
 log = logging.getLogger("decide")
 
-HOUR = 3600.0
-DAY = 24 * HOUR
-
 
 def run(config, bots, seed=None, **_options):
     rng = random.Random(seed) if seed is not None else random.SystemRandom()
@@ -54,7 +51,9 @@ def decide_bot(bot, rng, now):
             continue
         p, reasons = reply_probability(situation, bot, positive, negative)
         draw = rng.random()
-        cap = cap_reached(cap_counts(bot.name, item, now), bot.caps) if p > 0 else None
+        cap = None
+        if p > 0:
+            cap = cap_reached(db.cap_counts(bot.name, now, item.thread, item.target_author), bot.caps)
         if cap:
             reasons.append(cap)
         queue = draw < p and cap is None
@@ -98,7 +97,7 @@ def situation_of(thing, post, parent, source, bot_name, now):
     return Situation(
         bot=bot_name, kind=thing.kind, source=source, author=thing.author,
         author_flair=thing.author_flair, text=text,
-        post_age_hours=max(0.0, now - born) / HOUR,
+        post_age_hours=max(0.0, now - born) / db.HOUR,
         # the cache counts depth as reddit does (0 = top level); decide as the original did (1)
         depth=thing.depth + 1 if thing.kind == "comment" and thing.depth is not None else None,
         post_author=post.author if post else None,
@@ -108,16 +107,6 @@ def situation_of(thing, post, parent, source, bot_name, now):
         removed=thing.removed or bool(post and post.removed),
         deleted=thing.deleted,
     )
-
-
-def cap_counts(bot_name, item, now):
-    counts = {"per_hour": db.count_committed(bot_name, now - HOUR),
-              "per_day": db.count_committed(bot_name, now - DAY)}
-    if item.thread:
-        counts["per_thread"] = db.count_committed(bot_name, now - DAY, thread=item.thread)
-    if item.target_author:
-        counts["per_user"] = db.count_committed(bot_name, now - DAY, target_author=item.target_author)
-    return counts
 
 
 def add_arguments(parser):

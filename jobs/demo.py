@@ -1,7 +1,7 @@
 """The offline demo: a bot living on a local reddit, with no account and no network.
 
-    python run.py --demo [--cycles N]          # the same as: python -m jobs.demo [--cycles N]
-    python -m jobs.demo --rebuild-model         # (re)build models/demo and exit
+    python run.py --demo [--cycles N] [--no-console]   # the same as: python -m jobs.demo [...]
+    python -m jobs.demo --rebuild-model                 # (re)build models/demo and exit
 
 Starts the reddit sandbox in this process, writes a config and praw.ini for a
 demo bot into ``.demo/`` (wiped at each start), makes sure the demo model
@@ -10,6 +10,9 @@ pipeline on generated threads; built on first use), then runs the bot's
 normal cycle (fetch, decide, submit, generate, post) while simulated humans
 keep posting, commenting, answering the bot and mentioning it. The log shows
 what the bot reads, decides and posts; the end prints the conversations.
+While it runs, the operator console (``python -m jobs.console``, in its own
+process) serves the demo's state at the address printed first; ``--no-console``
+skips it.
 
 Everything the demo runs is the real product: the same jobs, config, DB,
 PRAW over HTTP, and model loading a real bot uses.
@@ -21,6 +24,7 @@ import argparse
 import logging
 import random
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -146,8 +150,31 @@ def conversations(sandbox):
     return "\n".join(lines) or "  (the bot has not posted yet: run more cycles)"
 
 
-def run_demo(cycles=4):
-    """Run the demo for ``cycles`` cycles (0: until Ctrl-C); exit code."""
+def start_console(config_path):
+    """``python -m jobs.console`` on a free port, reading the demo's DB; (process, its address),
+    or (None, None) when it did not start (the demo goes on without it)."""
+    process = subprocess.Popen([sys.executable, "-m", "jobs.console", "--config", str(config_path), "--port", "0"],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    first = process.stdout.readline().split()
+    if first[:1] != ["console:"]:
+        process.wait()
+        log.warning("the console did not start (exit %s); the demo goes on without it", process.returncode)
+        return None, None
+    return process, first[1]
+
+
+def stop_console(process):
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_demo(cycles=4, console=True):
+    """Run the demo for ``cycles`` cycles (0: until Ctrl-C), with the console unless told not to;
+    exit code."""
     from shared.training.demo_model import ensure_demo_model
     from shared.sandbox import Sandbox
 
@@ -155,27 +182,46 @@ def run_demo(cycles=4):
     logging.getLogger("shared.sandbox").setLevel(logging.WARNING)
     log.info("the demo model: models/demo (built on first use by export -> finetune, 1-3 minutes)")
     model_dir = ensure_demo_model()
-    with Sandbox() as sandbox:
-        config = load_config(write_world(sandbox.url, model_dir))
-        db.open(config.db)
-        log.info("local reddit at %s; state in %s; model %s", sandbox.url, DEMO_DIR, model_dir)
-        humans = Humans(sandbox)
-        humans.start_conversation()
-        runner = Runner(config, stop=threading.Event())
-        install_signal_handlers(runner.stop)
-        cycle = 0
-        while not runner.stop.is_set() and (cycles == 0 or cycle < cycles):
-            log.info("--- cycle %d ---", cycle + 1)
-            runner.cycle()
-            humans.tick(cycle)
-            cycle += 1
-            if cycles == 0 or cycle < cycles:
-                runner.stop.wait(CYCLE_PAUSE_SECONDS)
-        print(f"\nWhat u/{BOT} said on r/{SUBREDDIT} in {cycle} cycles:\n{conversations(sandbox)}")
-        print("\n" + status.render(status.collect(config.bots)))
-        print(f"\nThe demo's config, praw.ini and state DB are in {DEMO_DIR}.")
-        db.close()
+    process = None
+    try:
+        with Sandbox() as sandbox:
+            config_path = write_world(sandbox.url, model_dir)
+            config = load_config(config_path)
+            db.open(config.db)
+            log.info("local reddit at %s; state in %s; model %s", sandbox.url, DEMO_DIR, model_dir)
+            if console:
+                process, url = start_console(config_path)
+                if url:
+                    print(f"console: {url}  (open it while the demo runs; --cycles 0 runs until Ctrl-C)",
+                          flush=True)
+            runner = run_cycles(sandbox, config, cycles)
+            if process is not None:
+                print("The console stopped with the demo; to look again: python -m jobs.console "
+                      f"--config {config_path.relative_to(ROOT)}")
+            db.close()
+    finally:
+        stop_console(process)
     return 1 if runner.failures else 0
+
+
+def run_cycles(sandbox, config, cycles):
+    """The bot's cycles while the humans act; prints what it said; the Runner."""
+    humans = Humans(sandbox)
+    humans.start_conversation()
+    runner = Runner(config, stop=threading.Event())
+    install_signal_handlers(runner.stop)
+    cycle = 0
+    while not runner.stop.is_set() and (cycles == 0 or cycle < cycles):
+        log.info("--- cycle %d ---", cycle + 1)
+        runner.cycle()
+        humans.tick(cycle)
+        cycle += 1
+        if cycles == 0 or cycle < cycles:
+            runner.stop.wait(CYCLE_PAUSE_SECONDS)
+    print(f"\nWhat u/{BOT} said on r/{SUBREDDIT} in {cycle} cycles:\n{conversations(sandbox)}")
+    print("\n" + status.render(status.collect(config.bots)))
+    print(f"\nThe demo's config, praw.ini and state DB are in {DEMO_DIR}.")
+    return runner
 
 
 def rebuild_model():
@@ -195,12 +241,14 @@ def main(argv=None):
                         help="cycles before exiting (default %(default)s; 0 = until Ctrl-C)")
     parser.add_argument("--rebuild-model", action="store_true",
                         help="rebuild models/demo (export -> finetune on generated threads) and exit")
+    parser.add_argument("--no-console", action="store_true",
+                        help="do not serve the operator console (python -m jobs.console) while the demo runs")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     cli.setup_logging(args.verbose)
     if args.cycles < 0:
         parser.error(f"--cycles {args.cycles}: expected 0 (until Ctrl-C) or more")
-    return rebuild_model() if args.rebuild_model else run_demo(args.cycles)
+    return rebuild_model() if args.rebuild_model else run_demo(args.cycles, console=not args.no_console)
 
 
 if __name__ == "__main__":

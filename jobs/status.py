@@ -27,8 +27,7 @@ def collect(bots):
     report = {}
     for bot in bots:
         states = counts.get(bot.name, dict.fromkeys(db.STATES, 0))
-        failures = (db.Item.select().where((db.Item.bot == bot.name) & (db.Item.state == db.FAILED))
-                    .order_by(db.Item.updated_at.desc(), db.Item.id.desc()).limit(RECENT_FAILURES))
+        failures = db.latest_failures(bot.name, RECENT_FAILURES)
         retry = (db.Item.select(db.Item.retry_at).where(
             (db.Item.bot == bot.name) & (db.Item.state == db.GENERATED) & db.Item.retry_at.is_null(False))
             .order_by(db.Item.retry_at).first())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import random
 import sys
-import time
 
 from shared import cli
 from shared.state import db
@@ -31,24 +30,17 @@ log = logging.getLogger("submit")
 PENDING = (db.QUEUED, db.GENERATED, db.POSTING)
 
 
-def slot_key(subreddit, every_hours, now):
-    """The item key of the schedule slot that ``now`` falls in."""
-    return db.submission_key(subreddit, int(now // (every_hours * 3600)))
-
-
 def run(config, bots, seed=None, now=None, **_options):
     rng = random.Random(seed) if seed is not None else random.SystemRandom()
     now = db.now() if now is None else now
-    hour = time.gmtime(now).tm_hour
     for bot in bots:
         for schedule in bot.submit:
-            if schedule.hours_of_day and hour not in schedule.hours_of_day:
-                continue
-            queue_slot(bot, schedule, now, rng)
+            if schedule.allows(now):
+                queue_slot(bot, schedule, now, rng)
 
 
 def queue_slot(bot, schedule, now, rng):
-    key = slot_key(schedule.subreddit, schedule.every_hours, now)
+    key = db.submission_key(schedule.subreddit, schedule.slot(now))
     prefix = db.submission_key(schedule.subreddit)
     pending = db.Item.get_or_none((db.Item.bot == bot.name) & db.Item.key.startswith(prefix) &
                                   db.Item.state.in_(PENDING) & (db.Item.key != key))

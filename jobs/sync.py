@@ -73,7 +73,8 @@ def add_arguments(parser):
 def main(argv=None):
     # use_db=False: pull must not create an empty DB before restoring, and push
     # reads the file through its own connections.
-    return cli.main("sync", __doc__, run, add_arguments, argv=argv, use_db=False)
+    return cli.main("sync", __doc__, run, add_arguments, argv=argv, use_db=False,
+                    record=lambda options: options["action"] != "list")
 
 
 if __name__ == "__main__":

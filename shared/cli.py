@@ -20,7 +20,7 @@ import argparse
 import logging
 import os
 
-from shared.state import db, replica
+from shared.state import db, replica, runs
 from shared.config import load_config
 from shared.errors import ConfigError, InputError, SsiBotError
 from shared.state.lock import AlreadyRunning, job_lock
@@ -76,8 +76,12 @@ def report(exc, log):
     return 1
 
 
-def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=True, config_optional=False):
-    """Parse arguments, load the config, take the job's lock and call ``run``."""
+def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=True, config_optional=False,
+         record=None):
+    """Parse arguments, load the config, take the job's lock and call ``run``.
+
+    Runs of the bots' jobs (locked, beside the state DB) are recorded for the console
+    (shared/state/runs.py) unless ``record(options)`` says no (``sync list`` reads only)."""
     # The offline jobs (config optional) work on training data, not on bots.
     p = parser(name, doc, use_db=use_db and use_lock, per_bot=not config_optional)
     if add_arguments:
@@ -98,7 +102,9 @@ def main(name, doc, run, add_arguments=None, argv=None, use_db=True, use_lock=Tr
             run(config, bots, **options)
             return 0
         # The offline jobs work on the training DB: their lock lives beside it.
-        with job_lock(name, config.training.db if config_optional else config.db):
+        recording = not config_optional and (record is None or record(options))
+        with job_lock(name, config.training.db if config_optional else config.db), \
+                runs.recorded(name, config.db, [bot.name for bot in bots] if recording else []):
             run(config, bots, **options)
             if sync and replica.enabled(config):
                 db.close()

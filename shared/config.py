@@ -29,6 +29,7 @@ import dataclasses
 import difflib
 import logging
 import sys
+import time
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,9 @@ class BotSampling:
     attempts: int = _key(3, "generation rounds per item before giving up", check=_at_least(1))
 
 
+SCHEDULE_HORIZON_DAYS = 8
+
+
 @dataclass
 class SubmitSchedule:
     """One subreddit the bot makes its own posts in."""
@@ -200,6 +204,31 @@ class SubmitSchedule:
     image_share: float = _key(
         0.0, "share of posts that link to an image found for their title (the original's "
              "image_post_frequency; see images); with link_share at most 1 in all", check=_between(0, 1))
+
+    # Time is cut into slots of every_hours (counted from the epoch); one post per slot, queued
+    # at an allowed hour. jobs/submit.py queues by these; the console shows the next opening.
+    def slot(self, at):
+        """The number of the slot that the time ``at`` (epoch seconds) falls in."""
+        return int(at // (self.every_hours * 3600))
+
+    def allows(self, at):
+        """True when ``at`` is at an allowed hour of the day (UTC)."""
+        return not self.hours_of_day or time.gmtime(at).tm_hour in self.hours_of_day
+
+    def next_opening(self, now, taken=()):
+        """The first time from ``now`` on at which a post may be queued: an allowed hour in a slot
+        not in ``taken`` (slots that already have their post). None when none comes within
+        ``SCHEDULE_HORIZON_DAYS`` days."""
+        length = self.every_hours * 3600
+        slot, limit = self.slot(now), now + SCHEDULE_HORIZON_DAYS * 86400
+        while slot * length < limit:
+            at, end = max(now, slot * length), (slot + 1) * length
+            while slot not in taken and at < end:
+                if self.allows(at):
+                    return at
+                at = (at // 3600 + 1) * 3600            # the next hour of the day
+            slot += 1
+        return None
 
 
 @dataclass

@@ -67,3 +67,49 @@ def test_wal_mode_and_foreign_keys(tmp_path):
     item, created = db.add_item("b", "t3_a", "listing")
     again, created_again = db.add_item("b", "t3_a", "mention")
     assert created and not created_again and again.id == item.id and again.source == "mention"
+
+
+def test_a_readonly_reader_reads_an_older_db_as_it_is_and_cannot_write(tmp_path):
+    import hashlib
+
+    path = tmp_path / "old.db"
+    v1_database(path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    db.open_readonly(path)
+    with db.reading():
+        assert db.Item.get(key="t1_x").text == "kept text"
+        assert db.state_counts() == {"b": {**dict.fromkeys(db.STATES, 0), "generated": 1}}
+        with pytest.raises(Exception, match="readonly"):
+            db.Item.create(bot="b", key="t1_y", source="listing")
+    assert db.database.is_closed(), "no connection is kept between reads"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 1, "a reader never migrates"
+    con.close()
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "no state DB there yet"),
+    (b"this is not a database at all" * 100, "cannot read it as a state DB"),
+    (b"", "not a state DB"),
+])
+def test_a_readonly_reader_names_a_missing_or_corrupt_file(tmp_path, content, words):
+    path = tmp_path / "state.db"
+    if content is not None:
+        path.write_bytes(content)
+    db.open_readonly(path)
+    with pytest.raises(InputError, match=words):
+        with db.reading():
+            db.Item.select().count()
+    assert not path.exists() or path.read_bytes() == content, "the reader created or changed nothing"
+
+
+def test_a_readonly_reader_refuses_a_db_from_a_newer_release(tmp_path):
+    path = tmp_path / "new.db"
+    db.open(path)
+    db.database.execute_sql(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
+    db.close()
+    db.open_readonly(path)
+    with pytest.raises(InputError, match="newer than this release"):
+        with db.reading():
+            pass

@@ -4,20 +4,34 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from tests.botworld import BOT, ROOT, write_config
 from shared import tagging
 
 
-def test_the_demo_runs_offline_and_the_bot_talks(demo_model_dir):
-    done = subprocess.run([sys.executable, "run.py", "--demo", "--cycles", "2"], cwd=ROOT,
+def test_the_demo_runs_offline_and_the_bot_talks_and_the_console_shows_it(demo_model_dir):
+    demo = subprocess.Popen([sys.executable, "run.py", "--demo", "--cycles", "2"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = demo.stdout.readline()
+    assert first.startswith("console: http://127.0.0.1:"), first
+    page = requests.get(first.split()[1] + "bots/DemoBot-GPT2", timeout=30)   # while the demo runs
+    out, err = demo.communicate(timeout=600)
+    assert demo.returncode == 0, out + err
+    assert page.status_code == 200 and "Items per state" in page.text
+    assert "What u/DemoBot-GPT2 said on r/SubSimDemo in 2 cycles:" in out
+    replies = [line for line in out.splitlines() if line.startswith("    u/DemoBot-GPT2: ")]
+    assert replies and all("<|" not in line for line in replies)
+    assert "DemoBot-GPT2: " in out and " posted" in out
+    assert "The console stopped with the demo" in out
+    assert "Traceback" not in err
+
+
+def test_the_demo_without_its_console(demo_model_dir):
+    done = subprocess.run([sys.executable, "-m", "jobs.demo", "--cycles", "1", "--no-console"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "What u/DemoBot-GPT2 said on r/SubSimDemo in 2 cycles:" in done.stdout
-    replies = [line for line in done.stdout.splitlines() if line.startswith("    u/DemoBot-GPT2: ")]
-    assert replies and all("<|" not in line for line in replies)
-    assert "DemoBot-GPT2: " in done.stdout and " posted" in done.stdout
-    assert "Traceback" not in done.stderr
+    assert "console" not in done.stdout and "What u/DemoBot-GPT2 said" in done.stdout
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ ALLOWED = {
     "shared.training": {"shared.errors", "shared.files", "shared.records", "shared.filters", "shared.tagging",
                         "shared.generation", "shared.state", "shared.config"},
     "shared.cli": {"shared.errors", "shared.config", "shared.state"},
+    # the operator console: a read-only view of the state DB, the config, job runs and model runs
+    "shared.console": {"shared.errors", "shared.config", "shared.state", "shared.training", "shared.cli"},
 }
 SHARED_UNITS = set(ALLOWED)
 ALLOWED["jobs"] = SHARED_UNITS

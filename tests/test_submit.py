@@ -72,3 +72,20 @@ def test_image_share_makes_image_posts_generated_as_link_posts(tmp_path):
         assert kinds == {("pics", True, True), ("mixed", True, True), ("mixed", False, True)}
     finally:
         db.close()
+
+
+def test_the_next_opening_is_when_submit_queues_the_next_post(config):
+    test, links = config.bots[0].submit
+    assert test.next_opening(at(8)) == at(9)                 # an allowed hour of the free slot
+    assert test.next_opening(at(9, minute=30)) == at(9, minute=30)
+    taken = {test.slot(at(9))}                               # the 06:00-12:00 slot has its post
+    # 12:00-18:00 has no allowed hour: the next opening is 18:00
+    assert test.next_opening(at(9, minute=30), taken) == at(18)
+    assert links.next_opening(at(3), {links.slot(at(3))}) == at(0, day=2)
+    assert test.next_opening(at(8), {test.slot(at(8)) + n for n in range(100)}) is None
+
+    opening = test.next_opening(at(7))
+    submit.run(config, config.bots, now=opening - 1)
+    assert queued("test") == []
+    submit.run(config, config.bots, now=opening)
+    assert [i.key for i in queued("test")] == [db.submission_key("test", test.slot(opening))]

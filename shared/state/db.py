@@ -34,6 +34,7 @@ release upgrades itself in place.
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 
@@ -255,6 +256,19 @@ def open(path):
     return db
 
 
+def open_readonly(path):
+    """Bind the models to the state DB at ``path`` in SQLite's read-only mode, for a reader in
+    a process of its own (the console: the models are bound process-wide, and the jobs of the
+    same process would read and write through it). Read with ``reading()``."""
+    database.initialize(sqlite.readonly_database(path))
+
+
+def reading():
+    """One consistent read of the DB bound by ``open_readonly``, connected for the block only;
+    InputError (one line) when the file is missing, corrupt, not a state DB or too new."""
+    return sqlite.reading(database.obj, MIGRATIONS, what="state DB")
+
+
 def close():
     if database.obj is not None and not database.is_closed():
         database.close()
@@ -306,6 +320,39 @@ def count_committed(bot, since, **where):
     for name, value in where.items():
         query = query.where(getattr(Item, name) == value)
     return query.count()
+
+
+# The caps' windows (shared/config.py Caps): per_hour counts the last hour, the others the last day.
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def cap_counts(bot, now, thread=None, target_author=None):
+    """{"per_hour", "per_day"[, "per_thread"][, "per_user"]}: what ``bot`` has committed to in
+    each cap's window, the numbers ``shared.bot.decide.cap_reached`` compares with the limits."""
+    counts = {"per_hour": count_committed(bot, now - HOUR), "per_day": count_committed(bot, now - DAY)}
+    if thread:
+        counts["per_thread"] = count_committed(bot, now - DAY, thread=thread)
+    if target_author:
+        counts["per_user"] = count_committed(bot, now - DAY, target_author=target_author)
+    return counts
+
+
+def busiest(bot, since, column):
+    """(value, count) of the ``column`` value ("thread" or "target_author") that ``bot`` committed
+    to most often since ``since`` (the per-thread and per-user caps), or None."""
+    # Counted here rather than by GROUP BY, which makes SQLite walk the column's index over
+    # all of the bot's items; the committed ones of a day are few (the caps bound them).
+    query = (Item.select(getattr(Item, column).alias("value")).join(Decision)
+             .where((Item.bot == bot) & Item.state.in_(COMMITTED) & (Decision.decided_at >= since)))
+    counts = collections.Counter(row.value for row in query if row.value is not None)
+    return min(counts.items(), key=lambda pair: (-pair[1], pair[0])) if counts else None
+
+
+def latest_failures(bot, limit):
+    """``bot``'s newest failed items, newest first."""
+    return list(Item.select().where((Item.bot == bot) & (Item.state == FAILED))
+                .order_by(Item.updated_at.desc(), Item.id.desc()).limit(limit))
 
 
 def state_counts(bot=None):
