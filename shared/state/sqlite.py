@@ -74,8 +74,8 @@ def reading(db, migrations, what="DB"):
     reader never keeps the file open between reads (a restore refuses an open DB).
 
     Raises InputError, one line, for a missing file, one that is not SQLite or not this kind
-    of DB, and one from a newer release. A DB from an older release is read as it is: a
-    reader cannot migrate it, so the newer steps must only add to it (indexes, tables)."""
+    of DB, and one from another release: a reader never migrates (a job does, when it opens
+    the DB), and the models name columns that an older schema lacks."""
     path = db.path
     if not Path(path).is_file():
         raise InputError(f"{path}: no {what} there yet (it is created by the first job that runs)")
@@ -91,6 +91,10 @@ def reading(db, migrations, what="DB"):
         if version > len(migrations):
             raise InputError(f"{path}: {what} schema version {version} is newer than this release "
                              f"understands ({len(migrations)}); upgrade ssi-bot")
+        if version < len(migrations):
+            raise InputError(f"{path}: {what} schema version {version} is older than this release's "
+                             f"({len(migrations)}); any job upgrades it when it runs (python -m jobs.status "
+                             "does, and changes nothing else)")
         with db.atomic():
             yield db
     except pw.DatabaseError as exc:
