@@ -196,6 +196,22 @@ class SubmitSchedule:
     flair_id: typing.Optional[str] = _key(None, "link flair template id to set on the post")
     nsfw: bool = _key(False, "mark the post NSFW")
     link_share: float = _key(0.0, "share of link posts (0 = all self posts)", check=_between(0, 1))
+    image_share: float = _key(
+        0.0, "share of posts that link to an image found for their title (the original's "
+             "image_post_frequency; see images); with link_share at most 1 in all", check=_between(0, 1))
+
+
+@dataclass
+class Images:
+    """Where a bot's image posts find their image: an image search API, never scraping."""
+
+    source: str = _key("openverse", "the image search: openverse (openly licensed images, no key needed)",
+                       check=_one_of("openverse"))
+    search_prefix: str = _key("", "words put before the title's keywords in every search "
+                                  "(the original's image_post_search_prefix)")
+    openverse_url: str = _key("https://api.openverse.org", "Openverse API base URL")
+    results: int = _key(10, "images tried per post, in the search's order, before falling back to a text post",
+                        check=_at_least(1))
 
 
 @dataclass
@@ -221,6 +237,7 @@ class Bot:
     inbox: Inbox = _key(help="inbox items to read", factory=Inbox)
     sampling: BotSampling = _key(help="sampling settings", factory=BotSampling)
     submit: list[SubmitSchedule] = _key(help="the bot's own posts, per subreddit", factory=list)
+    images: Images = _key(help="image posts (submit[].image_share)", factory=Images)
 
     def negative_patterns(self):
         """Every negative keyword pattern this bot applies: the built-in list and its own."""
