@@ -28,6 +28,7 @@ ALLOWED = {
     "shared.training": {"shared.errors", "shared.files", "shared.records", "shared.filters", "shared.tagging",
                         "shared.generation", "shared.state", "shared.config"},
     "shared.cli": {"shared.errors", "shared.config", "shared.state"},
+    "shared.original": {"shared.errors", "shared.config", "shared.filters"},
 }
 SHARED_UNITS = set(ALLOWED)
 ALLOWED["jobs"] = SHARED_UNITS
