@@ -190,6 +190,7 @@ BAD_INIS = {
     "no model": ("[A]\nsubreddits=test\n", "text_model_path: missing"),
     "a bad number": ("[A]\ntext_model_path=m\nbase_reply_probability = low\n", "base_reply_probability: got 'low'"),
     "an empty number": ("[A]\ntext_model_path=m\nimage_post_frequency =\n", "image_post_frequency: got ''"),
+    "an inline comment": ("[A]\ntext_model_path=m\nbase_reply_probability = 0.2 ; tuned\n", "no inline comments"),
     "a bad boolean": ("[A]\ntext_model_path=m\nenable_inbox_replies = sure\n", "enable_inbox_replies: got 'sure'"),
     "fractional hours": ("[A]\ntext_model_path=m\nnew_submission_schedule=test=8.5\n", "whole number"),
     "a schedule without =": ("[A]\ntext_model_path=m\nnew_submission_schedule=test\n", "has no '='"),

@@ -51,17 +51,18 @@ from shared.original.keywords import keyword_patterns
 
 # --------------------------------------------------------------------------- the original's keys
 
-# Reply weights: ini key -> (reply key, the original's code default), reddit_io/reddit_io.py:101-110.
-# comment_depth_reply_penalty is subtracted per level there; per_depth_level is added here.
+# Reply weights: ini key -> (reply key, the original's code default), in the order
+# reddit_io/reddit_io.py:101-109 reads them (one line each). comment_depth_reply_penalty is
+# subtracted per level there; per_depth_level is added here.
 WEIGHTS = {
     "base_reply_probability": ("base", -0.1),
     "comment_depth_reply_penalty": ("per_depth_level", 0.05),
+    "positive_keyword_reply_boost": ("positive_keyword", 0.5),
     "human_author_reply_boost": ("human_author", 0.3),
     "bot_author_reply_boost": ("bot_author", -0.1),
-    "positive_keyword_reply_boost": ("positive_keyword", 0.5),
     "new_submission_reply_boost": ("new_post", 0.1),
-    "interrogative_reply_boost": ("question", 0.4),
     "own_comment_reply_boost": ("reply_to_bot", 0.3),
+    "interrogative_reply_boost": ("question", 0.4),
     "own_submission_reply_boost": ("in_own_post", 0.5),
 }
 MENTION_KEY = "message_mention_reply_probability"          # default 1 (reddit_io.py:110)
@@ -95,9 +96,9 @@ BY_DESIGN = [
     "keywords match where a word starts and ends on letters and digits (an '_' separates words) and a space "
     "in a phrase matches any run of spaces or punctuation; the original's \\b counted '_' as a letter "
     "and its phrases needed exactly one space",
-    "caps: at most 10 replies an hour, 100 a day, 6 per thread and 8 per author a day (bots[].caps); the "
-    "original had no caps",
-    "toxicity: ssi-bot checks with profanity-check unless a bot sets toxicity.engine: detoxify and a "
+    f"caps: at most {Caps.per_hour} replies an hour, {Caps.per_day} a day, {Caps.per_thread} per thread and "
+    f"{Caps.per_user} per author a day (bots[].caps); the original had no caps",
+    f"toxicity: ssi-bot checks with {Toxicity.engine} unless a bot sets toxicity.engine: detoxify and a "
     "checkpoint file; the original ran Detoxify 'unbiased-small' on every item (utils/toxicity_helper.py:24). "
     "Its thresholds are carried under toxicity.thresholds",
     "the probability is not rounded (the original rounded it to 2 decimals, logic_mixin.py:203) and "
@@ -194,7 +195,8 @@ class _Section:
         try:
             return float(value)
         except ValueError:
-            self.problem(key, f"got {value!r}, expected a number (the original refused it at start-up: {where})")
+            self.problem(key, f"got {value!r}, expected a number (the original refused it at start-up: {where})"
+                              + _NO_INLINE_COMMENTS * _looks_commented(value))
             return fallback
 
     def getboolean(self, key, fallback, where):
@@ -204,9 +206,16 @@ class _Section:
         states = configparser.ConfigParser.BOOLEAN_STATES
         if value.lower() not in states:
             self.problem(key, f"got {value!r}, expected true/false, yes/no, on/off or 1/0 "
-                              f"(the original refused it at start-up: {where})")
+                              f"(the original refused it at start-up: {where})" + _NO_INLINE_COMMENTS * _looks_commented(value))
             return fallback
         return states[value.lower()]
+
+
+_NO_INLINE_COMMENTS = "; ConfigParser has no inline comments: put the comment on its own line"
+
+
+def _looks_commented(value):
+    return bool(re.search(r"\s[;#]", value))
 
 
 def _own_keys(text, source):
@@ -248,7 +257,7 @@ def convert_keywords(value, bot, key, not_exact, as_read):
 
 
 def _inline_comment(value, bot, key, as_read):
-    if re.search(r"\s[;#]", value):
+    if _looks_commented(value):
         as_read.append(f"[{bot}] {key}: {value!r} holds ' ;' or ' #': ConfigParser has no inline comments, "
                        f"so that text is part of the value")
 
