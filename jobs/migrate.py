@@ -58,6 +58,10 @@ def run(ini, out, force=False):
     """Migrate ``ini`` to ``out`` ("-": print the YAML); return the Migration."""
     ini, to_stdout = Path(ini), out == "-"
     out = Path(out)
+    if not to_stdout and out.is_dir():
+        raise InputError(f"{out}: a folder; pass the file to write, e.g. --out {out / 'ssi-bot.yaml'}")
+    if not to_stdout and out.exists() and out.resolve() == ini.resolve():
+        raise InputError(f"{out}: that is the ini itself; pass --out another file")
     if not to_stdout and out.exists() and not force:
         raise InputError(f"{out}: already exists; pass --force to overwrite it, or --out another file")
     text = read_text(ini)

@@ -167,6 +167,14 @@ def test_a_file_that_does_not_load_is_never_put_in_place(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []                                      # nothing written, no temp file
 
 
+def test_it_never_writes_over_the_ini_or_a_folder(tmp_path):
+    ini_copy = tmp_path / "ssi-bot.ini"
+    ini_copy.write_text(FIXTURE.read_text())
+    assert_one_clear_error(run_migrate(ini_copy, "--out", ini_copy, "--force"), "the ini itself")
+    assert ini_copy.read_text() == FIXTURE.read_text()
+    assert_one_clear_error(run_migrate(ini_copy, "--out", tmp_path, "--force"), "a folder")
+
+
 def test_out_dash_prints_the_yaml(tmp_path):
     done = run_migrate(FIXTURE, "--out", "-", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
