@@ -267,6 +267,8 @@ def test_no_inline_comments_and_quotes_are_kept():
     assert any("'rocket ; my main topic'" in line for line in result.not_exact)
     assert bots["A"]["images"]["search_prefix"] == "space"
     assert any("image_post_search_prefix: 'space' written as 'space'" in line for line in result.not_exact)
+    _, bots = ini("[A]\ntext_model_path = m\nimage_post_search_prefix = ''\n")
+    assert bots["A"]["images"]["search_prefix"] == ""                        # the template's value
 
 
 def test_multi_line_values_are_one_value():

@@ -514,8 +514,9 @@ def _submit(sec, notes, comments, path):
     search_prefix = prefix if prefix is not None else ""
     if len(search_prefix) >= 2 and search_prefix[0] in "'\"" and search_prefix[-1] == search_prefix[0]:
         search_prefix = search_prefix[1:-1].strip()
-        text = (f"[{name}] image_post_search_prefix: {prefix} written as {search_prefix!r}: ConfigParser keeps "
-                f"quotes, so the original searched for {prefix} as a word")
+        written = f"as {search_prefix!r}" if search_prefix else "as an empty prefix"
+        text = (f"[{name}] image_post_search_prefix: {prefix} written {written}: ConfigParser keeps quotes, "
+                f"so the original searched for {prefix}, quotes included")
         (not_exact if images_used else as_read).append(text + ("" if images_used else " (no effect: no image posts)"))
     images = {"source": Images().source, "search_prefix": search_prefix}
     comments[path + ("images", "search_prefix")] = sec.origin("image_post_search_prefix")
