@@ -30,6 +30,7 @@ ALLOWED = {
     "shared.cli": {"shared.errors", "shared.config", "shared.state"},
     # the operator console: a read-only view of the state DB, the config, job runs and model runs
     "shared.console": {"shared.errors", "shared.config", "shared.state", "shared.training", "shared.cli"},
+    "shared.original": {"shared.errors", "shared.config", "shared.filters"},
 }
 SHARED_UNITS = set(ALLOWED)
 ALLOWED["jobs"] = SHARED_UNITS
