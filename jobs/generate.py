@@ -132,8 +132,10 @@ class QueuedItem:
                 return True
             summary = ", ".join(sorted(set(reasons)))
             if attempts >= self.bot.sampling.attempts:
+                # every round's reasons: the ones that made the operator's bot fail are rarely all in the last
+                every = {c.reason for c in item.candidates.where(db.Candidate.reason != "not needed")}
                 item.move(db.FAILED, gen_attempts=attempts,
-                          reason=f"no acceptable text after {attempts} rounds ({summary})")
+                          reason=f"no acceptable text after {attempts} rounds ({', '.join(sorted(every))})")
                 log.warning("%s %s: failed, %s", item.bot, item.key, item.reason)
                 return True
             item.move(db.QUEUED, gen_attempts=attempts, reason=f"round {attempts} rejected: {summary}")
