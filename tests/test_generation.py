@@ -143,7 +143,8 @@ def test_returns_n_continuations_per_prompt_in_input_order(tiny_model_dir, backe
 
 def test_a_row_among_longer_and_shorter_prompts_generates_what_it_would_alone(tiny_model_dir, backend):
     """transformers left-pads the batch; CTranslate2 feeds the longer prompts step by step
-    (or splits the batch): either way a row's reply does not depend on its neighbours."""
+    (or splits the batch); OpenVINO runs each prompt as its own request: either way a row's
+    reply does not depend on its neighbours."""
     model = load(tiny_model_dir, backend=backend)
     greedy = Sampling(temperature=0, repetition_penalty=1.5, max_new_tokens=20)
     prompts = [prompt_of(model, 3), THREAD, prompt_of(model, 40), prompt_of(model, 38)]
@@ -152,8 +153,11 @@ def test_a_row_among_longer_and_shorter_prompts_generates_what_it_would_alone(ti
     assert stats.batches == 1
     if backend == "transformers":
         assert stats.padded_prompt_tokens > stats.prompt_tokens  # really padded
-    else:
+    elif backend == "ctranslate2":
         assert stats.backend_calls < 4 and stats.decode_rows > stats.new_tokens - stats.rows  # fed step by step
+    else:  # one call, no padding, no prompt token fed as a decode step
+        assert stats.backend_calls == 1 and stats.padded_prompt_tokens == stats.prompt_tokens
+        assert stats.decode_rows == stats.new_tokens - stats.rows
     assert batched == [model.generate([p], greedy)[0] for p in prompts]
 
 
@@ -202,6 +206,8 @@ def test_every_row_stops_at_its_first_marker(rigged_model_dir, backend):
     closed = [r for r in flat if r.endswith("<|")]
     assert len(closed) >= 8 and len({len(r) for r in closed}) > 3  # rows stop at different steps
     assert model.last_stats.closed_rows == len(closed)  # each stopped there, not cut afterwards
+    # ... and ended there: the closed rows did not run on to their budget of 40 tokens
+    assert model.last_stats.new_tokens - 40 * model.last_stats.cut_rows < 40 * len(closed) // 2
 
 
 def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir, backend):
@@ -212,6 +218,7 @@ def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir, backend)
         assert reply.endswith("<|") and reply.find("<|") == len(reply) - 2, reply
     assert any(len(r) > 2 for r in replies)  # "|" and "<<" alone did not stop anything
     assert model.last_stats.closed_rows == 8   # stopped at the "|", not cut afterwards
+    assert model.last_stats.new_tokens < 8 * 40 // 2   # ... and generated nothing after it
 
 
 def test_finished_rows_are_dropped_from_the_batch(rigged_model_dir):

@@ -1,0 +1,566 @@
+"""The OpenVINO backend of shared.generation: GPT-2 converted once, int8 weights, on the CPU.
+
+Features:
+
+- ``converted(model_dir, "int8")`` returns the model converted for OpenVINO GenAI, cached
+  beside it in ``<model_dir>/.ov-int8/`` (or under ``~/.cache/ssi-bot/openvino/`` when the
+  model directory is read-only). A conversion exports the model with optimum-intel
+  (a stateful IR: the KV cache lives inside the model), compresses its weights with NNCF
+  (int8: per output channel, asymmetric; int4: group-wise, embeddings kept int8), converts
+  the tokenizer for OpenVINO (the engine's stop strings need it) and writes last a file
+  recording what it was made from.
+- The cache is up to date when its source files have the names, sizes and modification
+  times it recorded, or, failing that (a copy that reset the times, a Docker layer), the
+  same contents: a digest of every source file, recorded at conversion and compared only
+  when the times differ. Anything else (a finetune rewrote the weights, another openvino)
+  converts again. A conversion writes a temporary directory renamed into place under a
+  lock: two processes never convert one model at once and none sees half a model. A model
+  that cannot be converted leaves a note (``.ov-int8.failed``) with the reason, so the next
+  process does not spend seconds trying again; a changed source or package tries again.
+- Converting imports torch, transformers, optimum-intel and NNCF (seconds, about 1 GB, once).
+  A process that has not imported torch converts in a child
+  (``python -m shared.generation.openvino MODEL_DIR int8``): at run time the backend needs only
+  openvino, openvino-genai, openvino-tokenizers, tokenizers, numpy and the converted files, so a
+  bot's process (and image) needs no torch at all.
+- ``OpenVINOModel`` generates with the same contract as the other backends: replies cut right
+  after the first ``<|`` (also when ``<`` and ``|`` are two tokens), eos shown as
+  ``<|endoftext|>``, the same sampling settings (repetition penalty over prompt and reply,
+  then top-k, temperature and top-p within the top k, as transformers orders them), best-of-N,
+  input order and the context bound.
+
+Usage::
+
+    from shared.generation import load
+    model = load("models/my-bot", backend="openvino")            # int8 on the CPU
+
+    python -m shared.generation.openvino models/my-bot int8       # convert ahead of time (or int4, fp32)
+
+How a batch runs, and why:
+
+- GenAI's ``ContinuousBatchingPipeline`` takes one request per prompt with its own settings:
+  no padding, each row's own reply limit (the context bound), and a finished row leaves the
+  batch at once. A prompt's ``n`` candidates are one request with ``num_return_sequences``:
+  the prompt is computed once and its KV cache shared by the candidates.
+- The stop rule runs inside the engine, per token: the ids of tokens that contain ``<|``
+  are stop tokens, and the stop string ``<|`` is matched on the decoded text of the last two
+  tokens (a second stop string of two tokens, ``<|<|``, widens GenAI's window from one token
+  to two), which catches a ``<`` and a ``|`` in consecutive tokens; a ``<`` ending the prompt
+  does not count, as on the other backends. The returned ids are checked again with the
+  model's StopFlags, so a reply is cut at the rule whatever the engine did.
+- Randomness: each request gets its own seed, drawn from the call's seed (reproducible on
+  this backend) or from the system (GenAI's default seed is fixed: unseeded calls would
+  otherwise repeat themselves).
+- Embedding rows beyond the tokenizer (a 124M model with a smaller BPE) are cut from the
+  logits at conversion, so they are never generated.
+
+Where it differs from the transformers backend:
+
+- "int8" means int8 weights with activations in the CPU's fastest float type: bf16 where
+  the CPU computes it natively (AMX or AVX512-BF16), f32 elsewhere; "fp32" computes in f32.
+  The quality guard (tests/test_backends.py, ``python -m jobs.bench --quality``) keeps its
+  perplexity within 1% of transformers fp32.
+- The tuning (``PROPERTIES``, ``scheduler_config``) and what bounds its speed are in
+  docs/generation.md; the numbers are the README's Performance table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from filelock import FileLock
+
+from shared.errors import ModelError, first_line
+from shared.files import replace_directory
+from shared.generation.model import STOP_MARKER, GenerationStats, Model, Sampling, StopFlags
+
+log = logging.getLogger(__name__)
+
+CACHE_PREFIX = ".ov-"
+META_FILE = "ssi-bot-openvino.json"     # written last: a directory without it is incomplete
+# the conversion recipe: a change to convert() that alters its output bumps this
+FORMAT = 1
+# the files a conversion reads: any change to one of them means converting again
+SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json", "tokenizer.json", "vocab.json", "merges.txt",
+                "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
+# the packages whose versions decide whether a conversion fails or what it writes
+CONVERTER_PACKAGES = ("openvino", "openvino-tokenizers", "optimum-intel", "nncf", "transformers", "torch")
+PRECISIONS = ("int8", "int4", "fp32")
+CANNOT_CONVERT = "cannot load the model (converting it for OpenVINO)"
+# int4 weights: groups of this many input channels share a scale (NNCF's default for LLMs)
+INT4_GROUP_SIZE = 128
+
+# --- the tuning (docs/generation.md says what each knob did in jobs.bench) -------------------
+# CPU plugin properties for every precision; "fp32" adds INFERENCE_PRECISION_HINT f32.
+PROPERTIES = {
+    # the KV cache in u8 (per-token scales): half of bf16's bytes to read at every decode step
+    "KV_CACHE_PRECISION": "u8",
+}
+# The scheduler: KV-cache blocks are allocated as rows need them (cache_size 0); prompts are
+# computed in chunks of at most this many tokens per step, so that a batch's prompts do not
+# hold activations for all their tokens at once.
+MAX_BATCHED_TOKENS = 256
+
+
+# --- conversion and its cache ----------------------------------------------------------------
+
+def converted(model_dir: Path, precision: str = "int8", shown: str = "") -> Path:
+    """The OpenVINO conversion of ``model_dir`` (a transformers GPT-2 directory).
+
+    Converts when no cache is up to date; raises ``ModelError`` when the conversion fails
+    (now, or before with the same source and packages). ``shown`` names the model in messages.
+    """
+    model_dir = Path(model_dir)
+    shown = shown or str(model_dir)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    fingerprint = source_fingerprint(model_dir, precision)
+    candidates = cache_dirs(model_dir, precision)
+    for target in candidates:
+        if _meta(target).get("fingerprint") == fingerprint:
+            return target
+    # the times differ: a cache whose recorded contents still match is up to date
+    for target in candidates:
+        recorded = _meta(target).get("content")
+        if recorded and recorded == content_digest(model_dir, precision):
+            _refresh_fingerprint(target, fingerprint)
+            return target
+    target = candidates[0] if _writable(model_dir) else candidates[-1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    failed = _failure_note(target)
+    with FileLock(target.with_name(target.name + ".lock")):
+        if _meta(target).get("fingerprint") == fingerprint:  # another process converted it meanwhile
+            return target
+        note = _read_json(failed)
+        if note.get("fingerprint") == _failure_key(fingerprint):
+            raise ModelError(f"{shown}: {note['reason']}")
+        log.info("%s: converting for OpenVINO (%s) into %s", shown, precision, target)
+        try:
+            if "torch" in sys.modules:
+                convert(model_dir, target, precision, fingerprint)
+            else:
+                _convert_in_child(model_dir, precision, shown)
+        except ModelError as exc:
+            reason = str(exc).removeprefix(f"{shown}: ").removeprefix(f"{model_dir}: ")
+            failed.write_text(json.dumps({"fingerprint": _failure_key(fingerprint), "reason": reason}),
+                              encoding="utf-8")
+            raise ModelError(f"{shown}: {reason}") from exc
+        failed.unlink(missing_ok=True)
+    if _meta(target).get("fingerprint") != fingerprint:
+        raise ModelError(f"{shown}: the OpenVINO conversion in {target} does not match its source; "
+                         f"is the model being rewritten?")
+    return target
+
+
+def cache_dirs(model_dir: Path, precision: str) -> list[Path]:
+    """Where the conversion of ``model_dir`` may live: beside it, then in the user's cache.
+
+    A model folder that is read-only now (a container's image, a read-only mount) may still
+    hold a conversion made when it was writable (at build time): it is looked for first.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ssi-bot" / "openvino"
+    digest = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
+    return [model_dir / f"{CACHE_PREFIX}{precision}", base / f"{model_dir.name}-{digest}" / f"{CACHE_PREFIX}{precision}"]
+
+
+def source_fingerprint(model_dir: Path, precision: str) -> str:
+    """A digest of what a conversion depends on, cheap to compute: the source files' names,
+    sizes and modification times, the precision, the recipe and the openvino version (its IR
+    and compiled kernels change with it)."""
+    parts = [precision, str(FORMAT), _version("openvino")]
+    for name in SOURCE_FILES:
+        path = model_dir / name
+        if path.is_file():
+            stat = path.stat()
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def content_digest(model_dir: Path, precision: str) -> str:
+    """A digest of the source files' contents (reads them all: about a second for 124M)."""
+    digest = hashlib.blake2b(f"{precision}\n{FORMAT}\n{_version('openvino')}".encode())
+    for name in SOURCE_FILES:
+        path = model_dir / name
+        if path.is_file():
+            digest.update(f"\n{name}:{path.stat().st_size}\n".encode())
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _failure_key(fingerprint: str) -> str:
+    """A failed conversion is tried again when the source or a converting package changes."""
+    return hashlib.sha256(" ".join([fingerprint] + [_version(p) for p in CONVERTER_PACKAGES]).encode()).hexdigest()
+
+
+def _failure_note(target: Path) -> Path:
+    return target.with_name(target.name + ".failed")
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _meta(target: Path) -> dict:
+    return _read_json(target / META_FILE)
+
+
+def _refresh_fingerprint(target: Path, fingerprint: str) -> None:
+    """Record the source's new times, so the next load skips reading its contents."""
+    if not _writable(target):
+        return
+    meta = _meta(target)
+    meta["fingerprint"] = fingerprint
+    temporary = target / f"{META_FILE}.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    os.replace(temporary, target / META_FILE)
+
+
+def _convert_in_child(model_dir: Path, precision: str, shown: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "shared.generation.openvino", str(model_dir), precision,
+                           "--in-process"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {done.returncode}"
+        reason = reason.removeprefix(f"{model_dir}: ")  # the child's ModelError says "<model_dir>: <problem>"
+        raise ModelError(f"{shown}: {reason if reason.startswith(CANNOT_CONVERT) else f'{CANNOT_CONVERT}: {reason}'}")
+
+
+def convert(model_dir: Path, target: Path, precision: str, fingerprint: str) -> None:
+    """Convert ``model_dir`` into ``target`` now, in this process (imports torch)."""
+    try:
+        import openvino as ov
+        from optimum.exporters.openvino import main_export
+        from optimum.intel import OVConfig
+        from openvino_tokenizers import convert_tokenizer
+        from transformers import AutoConfig, GPT2TokenizerFast
+    except ImportError as exc:
+        raise ModelError(f"{model_dir}: {CANNOT_CONVERT}: {exc.name or exc} is not installed "
+                         f"(pip install --no-deps optimum-intel==2.2.0; see pip.req)") from exc
+
+    temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        tokenizer = GPT2TokenizerFast.from_pretrained(model_dir, local_files_only=True)
+        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+        if len(tokenizer) > config.vocab_size:
+            raise ModelError(f"{model_dir}: the tokenizer has {len(tokenizer)} entries but the model only "
+                             f"{config.vocab_size} — tokenizer and weights do not belong together")
+        digest = content_digest(model_dir, precision)
+        main_export(str(model_dir), temporary, task="text-generation-with-past", local_files_only=True,
+                    ov_config=OVConfig(dtype="fp32"), convert_tokenizer=False, stateful=True)
+        xml = temporary / "openvino_model.xml"
+        model = ov.Core().read_model(xml)
+        model = _compress(model, precision, config.n_embd)
+        if len(tokenizer) < config.vocab_size:
+            _cut_logits(model, len(tokenizer))
+        final = temporary / "openvino_model.final.xml"
+        ov.save_model(model, final, compress_to_fp16=False)
+        del model
+        os.replace(final, xml)
+        os.replace(final.with_suffix(".bin"), xml.with_suffix(".bin"))
+        # GenAI's own tokenizer and detokenizer: it decodes the last tokens to match stop strings
+        ov_tokenizer, ov_detokenizer = convert_tokenizer(tokenizer, with_detokenizer=True)
+        ov.save_model(ov_tokenizer, temporary / "openvino_tokenizer.xml")
+        ov.save_model(ov_detokenizer, temporary / "openvino_detokenizer.xml")
+        # the exact tokenizer transformers uses (added tokens included), readable by `tokenizers` alone
+        tokenizer.backend_tokenizer.save(str(temporary / "tokenizer.json"))
+    except ModelError:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    except Exception as exc:  # a model the exporter cannot handle fails in many ways: all mean "cannot convert"
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise ModelError(f"{model_dir}: {CANNOT_CONVERT}: {first_line(exc)}") from exc
+    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.eos_token_id
+    meta = {"fingerprint": fingerprint, "content": digest, "source": str(model_dir.resolve()),
+            "precision": precision, "n_positions": config.n_positions, "eos_id": eos_id,
+            "vocab_size": config.vocab_size, "tokenizer_size": len(tokenizer),
+            "converted_with": {p: _version(p) for p in CONVERTER_PACKAGES}}
+    (temporary / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    replace_directory(temporary, target)
+
+
+def _compress(model, precision: str, hidden: int):
+    """int8: per output channel (one scale and zero point per row); int4: groups of
+    INT4_GROUP_SIZE input channels (fewer where the layer is narrower), embeddings and the
+    output layer in int8, as NNCF does by default; fp32: untouched."""
+    if precision == "fp32":
+        return model
+    import nncf
+
+    if precision == "int8":
+        return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    from nncf.quantization.advanced_parameters import AdvancedCompressionParameters, GroupSizeFallbackMode
+
+    group = next(g for g in (INT4_GROUP_SIZE, 64, 32, 16) if hidden % g == 0 or g == 16)
+    return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT4_ASYM, group_size=group, ratio=1.0,
+                                 advanced_parameters=AdvancedCompressionParameters(
+                                     group_size_fallback_mode=GroupSizeFallbackMode.ADJUST))
+
+
+def _cut_logits(model, size: int) -> None:
+    """Keep the first ``size`` logits: rows the tokenizer cannot decode are never generated."""
+    import numpy as np
+    from openvino import opset13 as ops
+
+    result = model.outputs[0].get_node()
+    logits = result.input_value(0)
+    kept = ops.slice(logits, np.array([0], np.int64), np.array([size], np.int64), np.array([1], np.int64),
+                     np.array([2], np.int64))
+    names = logits.get_tensor().get_names()
+    logits.get_tensor().set_names(set())
+    kept.output(0).get_tensor().set_names(names)
+    result.input(0).replace_source_output(kept.output(0))
+    model.validate_nodes_and_infer_types()
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+def load(directory: Path, shown: str, precision: str, device: str) -> "OpenVINOModel":
+    """An OpenVINOModel for a checked model directory (``generation.load`` calls this)."""
+    if device != "cpu":
+        raise ModelError(f"{shown}: the OpenVINO backend runs on the CPU only")
+    return OpenVINOModel(directory, converted(directory, precision, shown), precision, shown)
+
+
+class OpenVINOModel(Model):
+    """A GPT-2 run by OpenVINO GenAI (see the module docstring); ``pipeline`` is its
+    ``ContinuousBatchingPipeline``, ``converted_dir`` the converted model it loaded."""
+
+    backend = "openvino"
+
+    def __init__(self, path: Path, converted_dir: Path, precision: str, shown: str = ""):
+        from tokenizers import Tokenizer
+
+        self.converted_dir = converted_dir
+        self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        self.properties = {**PROPERTIES, "INFERENCE_NUM_THREADS": self._threads}
+        if precision == "fp32":
+            self.properties["INFERENCE_PRECISION_HINT"] = "f32"
+        self._scorer = None
+        try:
+            import openvino_genai
+
+            meta = _meta(converted_dir)
+            text_tokenizer = Tokenizer.from_file(str(converted_dir / "tokenizer.json"))
+            self.pipeline = openvino_genai.ContinuousBatchingPipeline(
+                str(converted_dir), scheduler_config(), "CPU", self.properties)
+        except Exception as exc:
+            raise ModelError(f"{shown or path}: cannot load the OpenVINO conversion in {converted_dir}: "
+                             f"{first_line(exc)}") from exc
+        super().__init__(path, text_tokenizer, n_positions=meta["n_positions"], eos_id=meta["eos_id"],
+                         vocab_size=meta["vocab_size"], precision=precision, device="cpu")
+
+    def set_stop_flags(self, flags: StopFlags) -> None:
+        """The engine's stop rule from the flags: stop ids, and the stop strings when a
+        ``<`` and a ``|`` in two tokens can close a reply."""
+        super().set_stop_flags(flags)
+        self._stop_ids = {i for i, hit in enumerate(flags.contains_marker) if hit and i < self._vocab_in_use}
+        splits = any(flags.ends_lt) and any(flags.starts_bar)
+        self._stop_strings = {STOP_MARKER, self._two_token_marker()} if splits else set()
+
+    def _two_token_marker(self) -> str:
+        """A string that contains ``<|`` and is at least two tokens long: GenAI decodes as
+        many of the last tokens as its longest stop string has, and two are needed to see a
+        ``<`` and a ``|`` in consecutive tokens."""
+        text = STOP_MARKER * 2
+        while len(self.encode(text)) < 2:
+            text += STOP_MARKER
+        return text
+
+    # --- generation ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _call(self, sampling: Sampling):
+        # GenAI seeds each request's generator with its rng_seed, and the default is a fixed
+        # number: an unseeded call draws fresh seeds, a seeded one derives them from its seed
+        yield random.Random(sampling.seed) if sampling.seed is not None else random.SystemRandom()
+
+    def _generate_batch(self, rows, sampling, seeds, stats) -> list[str]:
+        import numpy as np
+        import openvino as ov
+
+        # equal neighbours are one prompt's candidates: one request, num_return_sequences
+        requests: list[tuple[list[int], int]] = []
+        for ids in rows:
+            if requests and requests[-1][0] is ids:
+                requests[-1] = (ids, requests[-1][1] + 1)
+            else:
+                requests.append((ids, 1))
+        greedy = sampling.temperature <= 0
+        inputs = [ov.Tensor(np.array([ids], dtype=np.int64)) for ids, _ in requests]
+        configs = [self._config(sampling, self._reply_limit(len(ids), sampling), 1 if greedy else count,
+                                seeds.randrange(1, 2 ** 31))
+                   for ids, count in requests]
+        try:
+            results = self.pipeline.generate(inputs, configs)
+        except Exception as exc:  # the engine's errors are C++ exceptions with long texts
+            raise RuntimeError(f"{self.path}: OpenVINO generation failed: {first_line(exc)}") from exc
+        texts: list[str] = []
+        longest = 0
+        for (ids, count), result in zip(requests, results):
+            sequences = [list(s) for s in result.m_generation_ids]
+            if len(sequences) != (1 if greedy else count):
+                raise RuntimeError(f"{self.path}: OpenVINO returned {len(sequences)} sequences for {count} rows")
+            for tokens in sequences:
+                # each sequence's first token comes from the prompt pass, the rest one step each
+                stats.decode_rows += max(0, len(tokens) - 1)
+                longest = max(longest, len(tokens))
+            for tokens in (sequences * count if greedy else sequences):  # greedy candidates are one reply
+                texts.append(self._finish_row(tokens, stats))
+                stats.new_tokens += len(tokens)
+            stats.padded_prompt_tokens += len(ids)  # no padding; a prompt's candidates share its pass
+        stats.backend_calls += 1
+        stats.forward_calls += longest        # the prompt pass, then one step per later token
+        return texts
+
+    def _finish_row(self, tokens: list[int], stats: GenerationStats) -> str:
+        """One row's reply text, the stop rule applied to its ids; counts how it ended."""
+        flags = self._flags
+        after_lt = False
+        for position, token in enumerate(tokens):
+            if token == self.eos_id:
+                stats.eos_rows += 1
+                return self._reply_text(tokens[:position + 1], True)
+            if flags.contains_marker[token] or (after_lt and flags.starts_bar[token]):
+                stats.closed_rows += 1
+                return self._reply_text(tokens[:position + 1], False)
+            after_lt = flags.ends_lt[token]
+        stats.cut_rows += 1
+        return self._reply_text(tokens, False)
+
+    def _config(self, sampling: Sampling, limit: int, count: int, seed: int):
+        import openvino_genai
+
+        config = openvino_genai.GenerationConfig()
+        config.max_new_tokens = limit
+        config.eos_token_id = self.eos_id
+        config.stop_token_ids = self._stop_ids | {self.eos_id}
+        if self._stop_strings:
+            config.stop_strings = self._stop_strings
+            config.include_stop_str_in_output = True  # the tokens stay: _finish_row cuts the text
+        config.repetition_penalty = sampling.repetition_penalty
+        if sampling.temperature > 0:
+            config.do_sample = True
+            config.temperature = sampling.temperature
+            if sampling.top_k > 0:
+                config.top_k = sampling.top_k
+            config.top_p = sampling.top_p
+            config.num_return_sequences = count
+            config.rng_seed = seed
+        return config
+
+    # --- loss ---------------------------------------------------------------------------
+
+    def loss(self, texts: list[str], batch_size: int = 2) -> list[float]:
+        """See ``Model.loss``. The converted model is compiled a second time, once, for this:
+        it returns the logits of every position, where generation keeps only the last."""
+        import numpy as np
+
+        losses = []
+        with self._lock:
+            request = self._score_request()
+            for first in range(0, len(texts), batch_size):
+                chunk = [self.encode(t)[:self.n_positions] for t in texts[first:first + batch_size]]
+                scored = [ids for ids in chunk if len(ids) >= 2]
+                results = iter(self._score(request, scored) if scored else [])
+                losses.extend(next(results) if len(ids) >= 2 else float("nan") for ids in chunk)
+        return losses
+
+    def _score_request(self):
+        if self._scorer is None:
+            import openvino as ov
+
+            core = ov.Core()
+            compiled = core.compile_model(str(self.converted_dir / "openvino_model.xml"), "CPU",
+                                          {k: v for k, v in self.properties.items() if k != "KV_CACHE_PRECISION"})
+            self._scorer = compiled.create_infer_request()
+        return self._scorer
+
+    @staticmethod
+    def _score(request, rows: list[list[int]]) -> list[float]:
+        """Mean next-token loss of each row, right-padded into one forward pass."""
+        import numpy as np
+
+        width = max(len(ids) for ids in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for row, row_ids in enumerate(rows):
+            ids[row, :len(row_ids)] = row_ids
+            mask[row, :len(row_ids)] = 1
+        request.reset_state()
+        request.infer({"input_ids": ids, "attention_mask": mask,
+                       "position_ids": np.tile(np.arange(width, dtype=np.int64), (len(rows), 1)),
+                       "beam_idx": np.arange(len(rows), dtype=np.int32)})
+        logits = request.get_tensor("logits").data[:, :-1].astype(np.float64)
+        top = logits.max(axis=-1, keepdims=True)
+        log_z = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))
+        target = np.take_along_axis(logits, ids[:, 1:, None], axis=-1)[..., 0]
+        counted = mask[:, 1:].astype(np.float64)
+        return [float(v) for v in ((log_z - target) * counted).sum(axis=1) / counted.sum(axis=1)]
+
+
+def scheduler_config():
+    """GenAI's scheduler for this backend (see MAX_BATCHED_TOKENS)."""
+    import openvino_genai
+
+    config = openvino_genai.SchedulerConfig()
+    config.cache_size = 0
+    config.max_num_batched_tokens = MAX_BATCHED_TOKENS
+    config.enable_prefix_caching = False
+    return config
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m shared.generation.openvino",
+                                     description="Convert a GPT-2 model directory for OpenVINO (cached beside "
+                                                 "it; does nothing when up to date) and print where it is.")
+    parser.add_argument("model_dir", help="a transformers or simpletransformers GPT-2 directory")
+    parser.add_argument("precision", nargs="?", default="int8", choices=PRECISIONS,
+                        help="weights: int8 (default), int4 or fp32")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model_dir = Path(args.model_dir)
+    try:
+        if args.in_process:  # the child of converted(): its caller holds the lock
+            target = cache_dirs(model_dir, args.precision)[0 if _writable(model_dir) else -1]
+            convert(model_dir, target, args.precision, source_fingerprint(model_dir, args.precision))
+        else:
+            print(converted(model_dir, args.precision))
+    except ModelError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
