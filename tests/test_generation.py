@@ -1,8 +1,9 @@
 """shared.generation: loading model directories and batched generation, on tiny local models.
 
-Behaviour tests run on both backends (the ``backend`` fixture); tests of the transformers
-loop's internals name it. CTranslate2's own checks (conversion cache, agreement with
-transformers, the quality guard) are in tests/test_backends.py.
+Behaviour tests run on every backend (the ``backend`` fixture: transformers, CTranslate2 and
+OpenVINO); tests of the transformers loop's internals name it. The converting backends' own
+checks (conversion cache, agreement with transformers, the quality guard) are in
+tests/test_backends.py.
 """
 
 import logging
@@ -24,7 +25,7 @@ PROMPTS = [THREAD, "<|sor|>", "Just a few words of text, the thread and the post
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Each backend in turn: the behaviour under test is the same on both."""
+    """Each backend in turn: the behaviour under test is the same on all of them."""
     return request.param
 
 
@@ -69,14 +70,18 @@ def test_each_backend_and_precision_is_its_own_model(tiny_model_dir):
     assert load(tiny_model_dir, backend="transformers", precision="fp32") is fp32
     assert load(tiny_model_dir, backend="transformers", precision="bf16") is not fp32
     assert load(tiny_model_dir, backend="ctranslate2", precision="int8") is not fp32
-    assert load(tiny_model_dir, precision="int8").backend == "ctranslate2"
+    assert load(tiny_model_dir, backend="openvino", precision="int8") is not load(tiny_model_dir, backend="ctranslate2")
+    assert load(tiny_model_dir, precision="int8").backend == "openvino"     # int8 alone: the fastest that runs it
+    assert load(tiny_model_dir, precision="int4").backend == "openvino"
     assert load(tiny_model_dir, precision="bf16").backend == "transformers"
 
 
 @pytest.mark.parametrize("settings, problem", [
     (dict(backend="transformers", precision="int8"), "generation.precision int8: backend transformers on cpu runs"),
     (dict(backend="ctranslate2", precision="bf16", device="cpu"), "backend ctranslate2 on cpu runs int8, fp32"),
-    (dict(backend="onnx"), "generation.backend: expected auto, transformers or ctranslate2"),
+    (dict(backend="openvino", precision="bf16"), "backend openvino on cpu runs int8, int4, fp32"),
+    (dict(backend="openvino", device="cuda"), "generation.backend openvino runs on the CPU"),
+    (dict(backend="onnx"), "generation.backend: expected auto, transformers, ctranslate2 or openvino"),
 ])
 def test_a_combination_no_backend_runs_is_a_config_error(tiny_model_dir, settings, problem):
     from shared.errors import ConfigError
@@ -119,7 +124,7 @@ def test_corrupt_weights_give_a_model_error(tmp_path, tiny_model_dir, backend):
 
 
 def test_importing_generation_stays_light():
-    modules = ("simpletransformers", "pandas", "sklearn", "datasets", "torch")
+    modules = ("simpletransformers", "pandas", "sklearn", "datasets", "torch", "openvino", "ctranslate2")
     code = f"import sys, shared.generation; print([m for m in {modules!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

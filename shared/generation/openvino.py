@@ -101,15 +101,21 @@ CANNOT_CONVERT = "cannot load the model (converting it for OpenVINO)"
 INT4_GROUP_SIZE = 128
 
 # --- the tuning (docs/generation.md says what each knob did in jobs.bench) -------------------
-# CPU plugin properties for every precision; "fp32" adds INFERENCE_PRECISION_HINT f32.
+# CPU plugin properties for every precision; "fp32" adds INFERENCE_PRECISION_HINT f32 and the
+# thread count is the cores this process may use (``python -m jobs.bench --openvino KEY=VALUE``
+# measures another value).
 PROPERTIES = {
     # the KV cache in u8 (per-token scales): half of bf16's bytes to read at every decode step
     "KV_CACHE_PRECISION": "u8",
 }
-# The scheduler: KV-cache blocks are allocated as rows need them (cache_size 0); prompts are
-# computed in chunks of at most this many tokens per step, so that a batch's prompts do not
-# hold activations for all their tokens at once.
-MAX_BATCHED_TOKENS = 256
+# GenAI's SchedulerConfig fields: KV-cache blocks allocated as rows need them (cache_size 0),
+# prompts computed in chunks of at most max_num_batched_tokens tokens per step, no prefix cache
+# (a bot's prompts rarely share a prefix, and cached blocks would only hold memory).
+SCHEDULER = {
+    "cache_size": 0,
+    "max_num_batched_tokens": 256,
+    "enable_prefix_caching": False,
+}
 
 
 # --- conversion and its cache ----------------------------------------------------------------
@@ -361,8 +367,8 @@ class OpenVINOModel(Model):
         self.converted_dir = converted_dir
         self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         self.properties = {**PROPERTIES, "INFERENCE_NUM_THREADS": self._threads}
-        if precision == "fp32":
-            self.properties["INFERENCE_PRECISION_HINT"] = "f32"
+        if precision == "fp32":  # f32 throughout: the activations and the KV cache
+            self.properties.update(INFERENCE_PRECISION_HINT="f32", KV_CACHE_PRECISION="f32")
         self._scorer = None
         try:
             import openvino_genai
@@ -527,13 +533,12 @@ class OpenVINOModel(Model):
 
 
 def scheduler_config():
-    """GenAI's scheduler for this backend (see MAX_BATCHED_TOKENS)."""
+    """GenAI's scheduler for this backend, from SCHEDULER."""
     import openvino_genai
 
     config = openvino_genai.SchedulerConfig()
-    config.cache_size = 0
-    config.max_num_batched_tokens = MAX_BATCHED_TOKENS
-    config.enable_prefix_caching = False
+    for key, value in SCHEDULER.items():
+        setattr(config, key, value)
     return config
 
 
