@@ -542,6 +542,19 @@ def scheduler_config():
     return config
 
 
+def model_dirs_under(folder: Path) -> list[Path]:
+    """Every model directory (config.json beside weights) under ``folder``, skipping hidden
+    folders (conversions, caches) and training checkpoints."""
+    found = []
+    for config in sorted(Path(folder).rglob("config.json")):
+        parts = config.relative_to(folder).parts[:-1]
+        if any(part.startswith(".") or part.startswith("checkpoint-") for part in parts):
+            continue
+        if any((config.parent / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+            found.append(config.parent)
+    return found
+
+
 def main(argv=None):
     import argparse
 
@@ -551,6 +564,8 @@ def main(argv=None):
     parser.add_argument("model_dir", help="a transformers or simpletransformers GPT-2 directory")
     parser.add_argument("precision", nargs="?", default="int8", choices=PRECISIONS,
                         help="weights: int8 (default), int4 or fp32")
+    parser.add_argument("--all", action="store_true",
+                        help="convert every model directory under MODEL_DIR (an image's models/ at build time)")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -559,7 +574,14 @@ def main(argv=None):
         if args.in_process:  # the child of converted(): its caller holds the lock
             target = cache_dirs(model_dir, args.precision)[0 if _writable(model_dir) else -1]
             convert(model_dir, target, args.precision, source_fingerprint(model_dir, args.precision))
+        elif args.all:
+            if not model_dir.is_dir():
+                raise ModelError(f"{model_dir}: no such directory")
+            for directory in model_dirs_under(model_dir):
+                print(converted(directory, args.precision))
         else:
+            if not (model_dir / "config.json").is_file():
+                raise ModelError(f"{model_dir}: no config.json — not a GPT-2 model directory")
             print(converted(model_dir, args.precision))
     except ModelError as exc:
         print(exc, file=sys.stderr)
