@@ -100,7 +100,7 @@ PRECISIONS = {
 }
 ALL_PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 # the packages a backend needs at run time (conversion needs more: see its module)
-RUNTIME_PACKAGES = {"ctranslate2": ("ctranslate2",), "openvino": ("openvino_genai", "openvino_tokenizers")}
+RUNTIME_PACKAGES = {"ctranslate2": ("ctranslate2",), "openvino": ("openvino_genai",)}
 
 
 # --- choosing a backend ----------------------------------------------------------------
@@ -130,8 +130,7 @@ def choose(backend: str = "auto", precision: str = "auto", device: str = "auto")
         backend = _backend_for(precision, device)
     missing = [p for p in RUNTIME_PACKAGES.get(backend, ()) if not _installed(p)]
     if missing:
-        pip = {"ctranslate2": "ctranslate2", "openvino_genai": "openvino-genai",
-               "openvino_tokenizers": "openvino-tokenizers"}
+        pip = {"ctranslate2": "ctranslate2", "openvino_genai": "openvino-genai"}
         raise ConfigError(f"generation.backend {backend}: the {', '.join(pip[p] for p in missing)} package is not "
                           f"installed (pip install {' '.join(pip[p] for p in missing)}), or choose backend "
                           f"transformers")

@@ -6,9 +6,8 @@ Features:
   beside it in ``<model_dir>/.ov-int8/`` (or under ``~/.cache/ssi-bot/openvino/`` when the
   model directory is read-only). A conversion exports the model with optimum-intel
   (a stateful IR: the KV cache lives inside the model), compresses its weights with NNCF
-  (int8: per output channel, asymmetric; int4: group-wise, embeddings kept int8), converts
-  the tokenizer for OpenVINO (the engine's stop strings need it) and writes last a file
-  recording what it was made from.
+  (int8: per output channel, asymmetric; int4: group-wise, embeddings kept int8), saves the
+  tokenizer as tokenizer.json and writes last a file recording what it was made from.
 - The cache is up to date when its source files have the names, sizes and modification
   times it recorded, or, failing that (a copy that reset the times, a Docker layer), the
   same contents: a digest of every source file, recorded at conversion and compared only
@@ -20,7 +19,7 @@ Features:
 - Converting imports torch, transformers, optimum-intel and NNCF (seconds, about 1 GB, once).
   A process that has not imported torch converts in a child
   (``python -m shared.generation.openvino MODEL_DIR int8``): at run time the backend needs only
-  openvino, openvino-genai, openvino-tokenizers, tokenizers, numpy and the converted files, so a
+  openvino, openvino-genai, tokenizers, numpy and the converted files, so a
   bot's process (and image) needs no torch at all.
 - ``OpenVINOModel`` generates with the same contract as the other backends: replies cut right
   after the first ``<|`` (also when ``<`` and ``|`` are two tokens), eos shown as
@@ -41,12 +40,15 @@ How a batch runs, and why:
   no padding, each row's own reply limit (the context bound), and a finished row leaves the
   batch at once. A prompt's ``n`` candidates are one request with ``num_return_sequences``:
   the prompt is computed once and its KV cache shared by the candidates.
-- The stop rule runs inside the engine, per token: the ids of tokens that contain ``<|``
-  are stop tokens, and the stop string ``<|`` is matched on the decoded text of the last two
-  tokens (a second stop string of two tokens, ``<|<|``, widens GenAI's window from one token
-  to two), which catches a ``<`` and a ``|`` in consecutive tokens; a ``<`` ending the prompt
-  does not count, as on the other backends. The returned ids are checked again with the
-  model's StopFlags, so a reply is cut at the rule whatever the engine did.
+- The stop rule, per token: the engine stops a row at eos and at a token that contains
+  ``<|`` (GenAI's stop token ids: the usual ending), and after each engine step the new
+  tokens are read in Python, where a ``|`` right after a ``<`` stops the row too (a ``<``
+  ending the prompt does not count, as on the other backends). GenAI's own multi-token rule,
+  stop strings, decodes every row's last tokens at every step, which costs a large share of a
+  batch's time (docs/generation.md). A prompt's candidates stop together, so one closed by a
+  split ``<`` + ``|``
+  runs on until its siblings end; the returned ids are checked again with the model's
+  StopFlags, so a reply is cut at the rule whatever the engine did.
 - Randomness: each request gets its own seed, drawn from the call's seed (reproducible on
   this backend) or from the system (GenAI's default seed is fixed: unseeded calls would
   otherwise repeat themselves).
@@ -264,7 +266,6 @@ def convert(model_dir: Path, target: Path, precision: str, fingerprint: str) -> 
         import openvino as ov
         from optimum.exporters.openvino import main_export
         from optimum.intel import OVConfig
-        from openvino_tokenizers import convert_tokenizer
         from transformers import AutoConfig, GPT2TokenizerFast
     except ImportError as exc:
         raise ModelError(f"{model_dir}: {CANNOT_CONVERT}: {exc.name or exc} is not installed "
@@ -291,11 +292,8 @@ def convert(model_dir: Path, target: Path, precision: str, fingerprint: str) -> 
         del model
         os.replace(final, xml)
         os.replace(final.with_suffix(".bin"), xml.with_suffix(".bin"))
-        # GenAI's own tokenizer and detokenizer: it decodes the last tokens to match stop strings
-        ov_tokenizer, ov_detokenizer = convert_tokenizer(tokenizer, with_detokenizer=True)
-        ov.save_model(ov_tokenizer, temporary / "openvino_tokenizer.xml")
-        ov.save_model(ov_detokenizer, temporary / "openvino_detokenizer.xml")
-        # the exact tokenizer transformers uses (added tokens included), readable by `tokenizers` alone
+        # the exact tokenizer transformers uses (added tokens included), readable by `tokenizers`
+        # alone; GenAI gets token ids, so it needs no tokenizer of its own (openvino_tokenizers)
         tokenizer.backend_tokenizer.save(str(temporary / "tokenizer.json"))
     except ModelError:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -382,23 +380,52 @@ class OpenVINOModel(Model):
                              f"{first_line(exc)}") from exc
         super().__init__(path, text_tokenizer, n_positions=meta["n_positions"], eos_id=meta["eos_id"],
                          vocab_size=meta["vocab_size"], precision=precision, device="cpu")
+        self._release_file_weights()
 
     def set_stop_flags(self, flags: StopFlags) -> None:
-        """The engine's stop rule from the flags: stop ids, and the stop strings when a
-        ``<`` and a ``|`` in two tokens can close a reply."""
+        """The engine stops a row at eos and at a token containing ``<|``; the split
+        ``<`` + ``|`` is watched in ``_run`` (see the module docstring)."""
         super().set_stop_flags(flags)
         self._stop_ids = {i for i, hit in enumerate(flags.contains_marker) if hit and i < self._vocab_in_use}
-        splits = any(flags.ends_lt) and any(flags.starts_bar)
-        self._stop_strings = {STOP_MARKER, self._two_token_marker()} if splits else set()
+        self._splits = any(flags.ends_lt) and any(flags.starts_bar)
 
-    def _two_token_marker(self) -> str:
-        """A string that contains ``<|`` and is at least two tokens long: GenAI decodes as
-        many of the last tokens as its longest stop string has, and two are needed to see a
-        ``<`` and a ``|`` in consecutive tokens."""
-        text = STOP_MARKER * 2
-        while len(self.encode(text)) < 2:
-            text += STOP_MARKER
-        return text
+    def _release_file_weights(self) -> None:
+        """Drop this process's pages of the converted weights once the CPU plugin has made
+        its own copy of them.
+
+        OpenVINO maps openvino_model.bin and, at the first inference, repacks every matrix
+        into its kernels' layout in memory of its own; the mapped file is hardly read after
+        that but its pages stay in the process (a second copy of the weights in its RSS).
+        One token is generated now to trigger the repacking, then the read-only mapping is
+        released with madvise(MADV_DONTNEED): a page read again later comes back from the
+        page cache. Linux only; elsewhere, or if anything is unexpected, nothing is done.
+        """
+        if not sys.platform.startswith("linux"):
+            return
+        import ctypes
+
+        import numpy as np
+        import openvino as ov
+        import openvino_genai
+
+        config = openvino_genai.GenerationConfig()
+        config.max_new_tokens = 1
+        self.pipeline.generate([ov.Tensor(np.array([[self.eos_id]], dtype=np.int64))], [config])
+        weights = str((self.converted_dir / "openvino_model.bin").resolve())
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            with open("/proc/self/maps", encoding="utf-8") as maps:
+                regions = [line.split() for line in maps if line.rstrip().endswith(weights)]
+        except (OSError, AttributeError) as exc:
+            log.debug("%s: weights kept mapped (%s)", self.path, exc)
+            return
+        for region in regions:
+            if region[1] != "r--p":  # only a read-only private mapping: nothing in it can be lost
+                continue
+            start, end = (int(x, 16) for x in region[0].split("-"))
+            if libc.madvise(start, end - start, 4) != 0:  # MADV_DONTNEED
+                log.debug("%s: madvise failed (errno %d)", self.path, ctypes.get_errno())
 
     # --- generation ----------------------------------------------------------------------
 
@@ -420,18 +447,16 @@ class OpenVINOModel(Model):
             else:
                 requests.append((ids, 1))
         greedy = sampling.temperature <= 0
-        inputs = [ov.Tensor(np.array([ids], dtype=np.int64)) for ids, _ in requests]
         configs = [self._config(sampling, self._reply_limit(len(ids), sampling), 1 if greedy else count,
                                 seeds.randrange(1, 2 ** 31))
                    for ids, count in requests]
         try:
-            results = self.pipeline.generate(inputs, configs)
+            outputs = self._run([ov.Tensor(np.array([ids], dtype=np.int64)) for ids, _ in requests], configs)
         except Exception as exc:  # the engine's errors are C++ exceptions with long texts
             raise RuntimeError(f"{self.path}: OpenVINO generation failed: {first_line(exc)}") from exc
         texts: list[str] = []
         longest = 0
-        for (ids, count), result in zip(requests, results):
-            sequences = [list(s) for s in result.m_generation_ids]
+        for (ids, count), sequences in zip(requests, outputs):
             if len(sequences) != (1 if greedy else count):
                 raise RuntimeError(f"{self.path}: OpenVINO returned {len(sequences)} sequences for {count} rows")
             for tokens in sequences:
@@ -445,6 +470,44 @@ class OpenVINOModel(Model):
         stats.backend_calls += 1
         stats.forward_calls += longest        # the prompt pass, then one step per later token
         return texts
+
+    def _run(self, inputs, configs) -> list[list[list[int]]]:
+        """Every request to its end, step by step; each request's sequences' token ids.
+
+        After each step the new tokens of every running request are read: a ``|`` after a
+        ``<`` stops the request when that was its last running sequence (a request's
+        candidates stop together: a candidate that closes this way while its siblings still
+        run goes on until they end, and ``_finish_row`` cuts its text; the engine itself
+        stops each candidate at eos and at a token containing ``<|``, the usual ending).
+        """
+        import openvino_genai
+
+        running = openvino_genai.GenerationStatus.RUNNING
+        handles = [self.pipeline.add_request(i, tensor, config) for i, (tensor, config) in enumerate(zip(inputs, configs))]
+        tokens: list[dict] = [{} for _ in handles]
+        closed: list[set] = [set() for _ in handles]
+        live = set(range(len(handles)))
+        ends_lt, starts_bar, splits = self._flags.ends_lt, self._flags.starts_bar, self._splits
+        while live:
+            self.pipeline.step()
+            for i in sorted(live):
+                handle = handles[i]
+                if handle.can_read():
+                    for sequence, output in handle.read().items():
+                        seen = tokens[i].setdefault(sequence, [])
+                        for token in output.generated_ids:
+                            if splits and seen and ends_lt[seen[-1]] and starts_bar[token]:
+                                closed[i].add(sequence)
+                            if sequence not in closed[i] or not seen or seen[-1] != token or True:
+                                seen.append(token)
+                            if sequence in closed[i]:
+                                break
+                    finished = {seq for seq, out in tokens[i].items() if seq in closed[i]}
+                    if finished and handle.get_status() == running and self._all_ended(handle, tokens[i], closed[i]):
+                        handle.stop()
+                if handle.get_status() != running:
+                    live.discard(i)
+        return [[seen for _, seen in sorted(found.items())] for found in tokens]
 
     def _finish_row(self, tokens: list[int], stats: GenerationStats) -> str:
         """One row's reply text, the stop rule applied to its ids; counts how it ended."""
@@ -468,9 +531,6 @@ class OpenVINOModel(Model):
         config.max_new_tokens = limit
         config.eos_token_id = self.eos_id
         config.stop_token_ids = self._stop_ids | {self.eos_id}
-        if self._stop_strings:
-            config.stop_strings = self._stop_strings
-            config.include_stop_str_in_output = True  # the tokens stay: _finish_row cuts the text
         config.repetition_penalty = sampling.repetition_penalty
         if sampling.temperature > 0:
             config.do_sample = True
