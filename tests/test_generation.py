@@ -194,6 +194,8 @@ def test_greedy_replies_match_transformers_generate(tiny_model_dir):
 
 
 def assert_cut_at_first_marker(reply, max_new_tokens, model):
+    if reply.endswith("<|endoftext|>") and "<|" not in reply[:-len("<|endoftext|>")]:
+        return                                                # ended by eos
     first = reply.find("<|")
     if first >= 0:
         assert first == len(reply) - 2, reply                # nothing after the first <|

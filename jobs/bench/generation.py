@@ -83,11 +83,17 @@ def worker(spec: dict) -> dict:
 
 def _tune(tuning: dict) -> None:
     """Apply ``--openvino KEY=VALUE`` settings to the OpenVINO backend before it loads:
-    upper-case keys are CPU plugin properties, lower-case ones SchedulerConfig fields."""
+    upper-case keys are CPU plugin properties (replacing the backend's own, per precision
+    too), lower-case ones SchedulerConfig fields."""
     from shared.generation import openvino
 
     for key, value in tuning.items():
-        (openvino.PROPERTIES if key.isupper() else openvino.SCHEDULER)[key] = value
+        if key.isupper():
+            openvino.PROPERTIES[key] = value
+            for precision in ("int8", "int4"):
+                openvino.PRECISION_PROPERTIES[precision].pop(key, None)
+        else:
+            openvino.SCHEDULER[key] = value
 
 
 def _original(spec: dict, prompts: list, calls: int) -> dict:

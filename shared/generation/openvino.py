@@ -57,11 +57,12 @@ How a batch runs, and why:
 
 Where it differs from the transformers backend:
 
-- "int8" means int8 weights with activations in the CPU's fastest float type: bf16 where
-  the CPU computes it natively (AMX or AVX512-BF16), f32 elsewhere; "fp32" computes in f32.
-  The quality guard (tests/test_backends.py, ``python -m jobs.bench --quality``) keeps its
+- "int8" means int8 weights (one scale per output channel), f32 activations quantized to
+  int8 on the fly for the matrix products (``PRECISION_PROPERTIES``) and a u8 KV cache;
+  "int4" the same with int4 weights in groups; "fp32" computes in f32 throughout. The
+  quality guard (tests/test_backends.py, ``python -m jobs.bench --quality``) keeps int8's
   perplexity within 1% of transformers fp32.
-- The tuning (``PROPERTIES``, ``scheduler_config``) and what bounds its speed are in
+- The tuning (``PROPERTIES``, ``SCHEDULER``) and what bounds its speed are in
   docs/generation.md; the numbers are the README's Performance table.
 """
 
@@ -103,12 +104,22 @@ CANNOT_CONVERT = "cannot load the model (converting it for OpenVINO)"
 INT4_GROUP_SIZE = 128
 
 # --- the tuning (docs/generation.md says what each knob did in jobs.bench) -------------------
-# CPU plugin properties for every precision; "fp32" adds INFERENCE_PRECISION_HINT f32 and the
-# thread count is the cores this process may use (``python -m jobs.bench --openvino KEY=VALUE``
-# measures another value).
+# CPU plugin properties for every precision; the thread count is the cores this process may
+# use. ``python -m jobs.bench --openvino KEY=VALUE`` measures another value.
 PROPERTIES = {
-    # the KV cache in u8 (per-token scales): half of bf16's bytes to read at every decode step
+    # the KV cache in u8 (per-token scales): half of f16's bytes to hold and to read each step
     "KV_CACHE_PRECISION": "u8",
+    # activations in f32 even where the CPU has bf16 (AMX): its int8-weight kernels for a
+    # few rows (every decode step) are faster in f32; bf16 wins only at large batches
+    "INFERENCE_PRECISION_HINT": "f32",
+}
+# ... and per precision, over PROPERTIES. int8: activations quantized to int8 on the fly in
+# groups of 256 channels (the plugin's default is 32) so the int8 x int8 kernels run with
+# fewer scales; int4's kernels want the default. fp32: exact, nothing quantized.
+PRECISION_PROPERTIES = {
+    "int8": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 256},
+    "int4": {},
+    "fp32": {"KV_CACHE_PRECISION": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0},
 }
 # GenAI's SchedulerConfig fields: KV-cache blocks allocated as rows need them (cache_size 0),
 # prompts computed in chunks of at most max_num_batched_tokens tokens per step, no prefix cache
@@ -364,9 +375,7 @@ class OpenVINOModel(Model):
 
         self.converted_dir = converted_dir
         self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        self.properties = {**PROPERTIES, "INFERENCE_NUM_THREADS": self._threads}
-        if precision == "fp32":  # f32 throughout: the activations and the KV cache
-            self.properties.update(INFERENCE_PRECISION_HINT="f32", KV_CACHE_PRECISION="f32")
+        self.properties = {"INFERENCE_NUM_THREADS": self._threads, **PROPERTIES, **PRECISION_PROPERTIES[precision]}
         self._scorer = None
         try:
             import openvino_genai
@@ -421,7 +430,7 @@ class OpenVINOModel(Model):
             log.debug("%s: weights kept mapped (%s)", self.path, exc)
             return
         for region in regions:
-            if region[1] != "r--p":  # only a read-only private mapping: nothing in it can be lost
+            if not region[1].startswith("r--"):  # read-only: none of its pages can hold a change
                 continue
             start, end = (int(x, 16) for x in region[0].split("-"))
             if libc.madvise(start, end - start, 4) != 0:  # MADV_DONTNEED
