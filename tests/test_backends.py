@@ -223,6 +223,29 @@ def test_the_bot_process_converts_in_a_child_and_never_imports_torch_with_openvi
     assert (model_copy / ".ov-int8" / "openvino_model.xml").is_file()
 
 
+def test_the_converted_weights_are_not_held_twice_once_the_plugin_has_its_own_copy(model_copy):
+    """OpenVINO repacks the weights at the first inference; the mapped file's pages are then
+    released from the process (and generation still reads what it needs from the file)."""
+    code = f"""
+from shared.generation import load, Sampling
+model = load({str(model_copy)!r}, backend="openvino", precision="fp32")
+weights = str(model.converted_dir / "openvino_model.bin")
+lines = open("/proc/self/smaps").read().splitlines()
+starts = [i for i, line in enumerate(lines) if line.endswith(weights)]
+resident = sum(int(next(x for x in lines[i + 1:] if x.startswith("Rss:")).split()[1]) for i in starts)
+print(len(starts), resident)
+print(model.generate(["hi"], Sampling(temperature=0, max_new_tokens=8)))
+"""
+    openvino.converted(model_copy, "fp32")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    mappings, resident_kib = map(int, out.stdout.splitlines()[0].split())
+    size_kib = (model_copy / ".ov-fp32" / "openvino_model.bin").stat().st_size / 1024
+    assert mappings >= 1 and resident_kib < 0.2 * size_kib, (resident_kib, size_kib)
+    expected = load(model_copy, backend="openvino", precision="fp32").generate(["hi"], Sampling(temperature=0,
+                                                                                               max_new_tokens=8))
+    assert out.stdout.splitlines()[1] == str(expected)
+
+
 # --- the same replies as transformers ----------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["ctranslate2", "openvino"])

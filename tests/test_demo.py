@@ -18,6 +18,7 @@ def test_the_demo_runs_offline_and_the_bot_talks(demo_model_dir):
     assert replies and all("<|" not in line for line in replies)
     assert "DemoBot-GPT2: " in done.stdout and " posted" in done.stdout
     assert "Traceback" not in done.stderr
+    assert "(openvino int8 on cpu" in done.stderr   # auto runs OpenVINO (issue 14)
 
 
 @pytest.fixture

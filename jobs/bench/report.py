@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from jobs.bench.generation import NOISY
+from jobs.bench.generation import NOISY, TARGETS
 from jobs.bench.quality import MAX_PERPLEXITY_DRIFT_PCT, MAX_VALID_SHARE_DRIFT
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -40,6 +40,8 @@ def performance_section(results: dict) -> str:
              f"`auto` there was {TITLES.get(auto_config, auto_config)}."]
     if "generation" in results:
         parts += ["", generation_table(results["generation"]["rows"], auto_config)]
+        if results.get("targets"):
+            parts += ["", f"Targets ({TARGETS}), in this run:", ""] + [f"- {line}" for line in results["targets"]]
     if "quality" in results and "error" not in results["quality"]:
         parts += ["", quality_table(results["quality"])]
     if "download" in results:

@@ -483,39 +483,51 @@ class OpenVINOModel(Model):
     def _run(self, inputs, configs) -> list[list[list[int]]]:
         """Every request to its end, step by step; each request's sequences' token ids.
 
-        After each step the new tokens of every running request are read: a ``|`` after a
-        ``<`` stops the request when that was its last running sequence (a request's
-        candidates stop together: a candidate that closes this way while its siblings still
-        run goes on until they end, and ``_finish_row`` cuts its text; the engine itself
-        stops each candidate at eos and at a token containing ``<|``, the usual ending).
+        The engine stops a sequence at eos and at a token containing ``<|`` (the usual
+        ending). After each step the new tokens are read, and a ``|`` right after a ``<``
+        ends the sequence too: its request is stopped once each of its sequences has ended
+        one way or the other. A request's candidates can only be stopped together, so a
+        candidate closed this way while its siblings run goes on until they end (rare: a
+        tagged model writes ``<|`` as one token), and ``_finish_row`` cuts its text.
         """
         import openvino_genai
 
-        running = openvino_genai.GenerationStatus.RUNNING
-        handles = [self.pipeline.add_request(i, tensor, config) for i, (tensor, config) in enumerate(zip(inputs, configs))]
+        running, ignored = openvino_genai.GenerationStatus.RUNNING, openvino_genai.GenerationStatus.IGNORED
+        not_finished = openvino_genai.GenerationFinishReason.NONE
+        handles = [self.pipeline.add_request(i, tensor, config)
+                   for i, (tensor, config) in enumerate(zip(inputs, configs))]
+        expected = [config.num_return_sequences for config in configs]
         tokens: list[dict] = [{} for _ in handles]
-        closed: list[set] = [set() for _ in handles]
+        ended: list[set] = [set() for _ in handles]
+        ends_lt, starts_bar, watch = self._flags.ends_lt, self._flags.starts_bar, self._splits
         live = set(range(len(handles)))
-        ends_lt, starts_bar, splits = self._flags.ends_lt, self._flags.starts_bar, self._splits
-        while live:
-            self.pipeline.step()
-            for i in sorted(live):
-                handle = handles[i]
-                if handle.can_read():
-                    for sequence, output in handle.read().items():
-                        seen = tokens[i].setdefault(sequence, [])
-                        for token in output.generated_ids:
-                            if splits and seen and ends_lt[seen[-1]] and starts_bar[token]:
-                                closed[i].add(sequence)
-                            if sequence not in closed[i] or not seen or seen[-1] != token or True:
+        try:
+            while live:
+                self.pipeline.step()
+                for i in sorted(live):
+                    handle = handles[i]
+                    if handle.can_read():
+                        for sequence, output in handle.read().items():
+                            seen = tokens[i].setdefault(sequence, [])
+                            for token in output.generated_ids:
+                                if watch and seen and ends_lt[seen[-1]] and starts_bar[token]:
+                                    ended[i].add(sequence)
                                 seen.append(token)
-                            if sequence in closed[i]:
-                                break
-                    finished = {seq for seq, out in tokens[i].items() if seq in closed[i]}
-                    if finished and handle.get_status() == running and self._all_ended(handle, tokens[i], closed[i]):
-                        handle.stop()
-                if handle.get_status() != running:
-                    live.discard(i)
+                            if output.finish_reason != not_finished:
+                                ended[i].add(sequence)
+                        if len(ended[i]) >= expected[i] and handle.get_status() == running:
+                            handle.stop()
+                    status = handle.get_status()
+                    if status == ignored:
+                        raise RuntimeError("the engine dropped a request (out of KV-cache memory)")
+                    if status != running:
+                        live.discard(i)
+        except BaseException:
+            for handle in handles:   # nothing of this call may run on in the next call's steps
+                handle.cancel()
+            while self.pipeline.has_non_finished_requests():
+                self.pipeline.step()
+            raise
         return [[seen for _, seen in sorted(found.items())] for found in tokens]
 
     def _finish_row(self, tokens: list[int], stats: GenerationStats) -> str:
