@@ -103,6 +103,11 @@ def main(argv=None):
                         help="measure nothing: rewrite README.md's Performance tables from this run's JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    try:
+        tuning = dict(_setting(item) for item in args.openvino)
+    except ValueError as exc:
+        print(f"--openvino: {exc}", file=sys.stderr)
+        return 2
 
     if args.readme:
         from jobs.bench import report
@@ -139,11 +144,6 @@ def main(argv=None):
         print("generation (each row its own process):", file=sys.stderr)
         batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
         configs = args.configs.split(",") if args.configs else None
-        try:
-            tuning = dict(_setting(item) for item in args.openvino)
-        except ValueError as exc:
-            print(f"--openvino: {exc}", file=sys.stderr)
-            return 2
         rows = generation.bench_generation(args.model_dir, args.quick, batches, configs, tuning)
         results["generation"] = {"model": str(args.model_dir), "prompt_tokens": generation.PROMPT_TOKENS,
                                  "new_tokens": generation.NEW_TOKENS, "rows": rows}
