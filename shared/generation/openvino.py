@@ -40,15 +40,15 @@ How a batch runs, and why:
   no padding, each row's own reply limit (the context bound), and a finished row leaves the
   batch at once. A prompt's ``n`` candidates are one request with ``num_return_sequences``:
   the prompt is computed once and its KV cache shared by the candidates.
-- The stop rule, per token: the engine stops a row at eos and at a token that contains
-  ``<|`` (GenAI's stop token ids: the usual ending), and after each engine step the new
-  tokens are read in Python, where a ``|`` right after a ``<`` stops the row too (a ``<``
-  ending the prompt does not count, as on the other backends). GenAI's own multi-token rule,
-  stop strings, decodes every row's last tokens at every step, which costs a large share of a
-  batch's time (docs/generation.md). A prompt's candidates stop together, so one closed by a
-  split ``<`` + ``|``
-  runs on until its siblings end; the returned ids are checked again with the model's
-  StopFlags, so a reply is cut at the rule whatever the engine did.
+- The stop rule, per token: the engine ends a row at eos and at a token that contains ``<|``
+  (GenAI's stop token ids: the usual ending), and after each engine step the new tokens are
+  read in Python, where a ``|`` right after a ``<`` ends the row too (a ``<`` ending the
+  prompt does not count, as on the other backends). GenAI's own multi-token rule, stop
+  strings, decodes every row's last tokens at every step, which costs a large share of a
+  batch's time (docs/generation.md). The engine can only stop a whole request, so when one
+  candidate of a prompt closes that way, the request is stopped and its open candidates go
+  on as requests of their own (``_run``). The returned ids are checked again with the
+  model's StopFlags, so a reply is cut at the rule whatever the engine did.
 - Randomness: each request gets its own seed, drawn from the call's seed (reproducible on
   this backend) or from the system (GenAI's default seed is fixed: unseeded calls would
   otherwise repeat themselves).
@@ -71,6 +71,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
@@ -97,7 +98,7 @@ SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.
                 "pytorch_model.bin.index.json", "tokenizer.json", "vocab.json", "merges.txt",
                 "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
 # the packages whose versions decide whether a conversion fails or what it writes
-CONVERTER_PACKAGES = ("openvino", "openvino-tokenizers", "optimum-intel", "nncf", "transformers", "torch")
+CONVERTER_PACKAGES = ("openvino", "optimum-intel", "nncf", "transformers", "torch")
 PRECISIONS = ("int8", "int4", "fp32")
 CANNOT_CONVERT = "cannot load the model (converting it for OpenVINO)"
 # int4 weights: groups of this many input channels share a scale (NNCF's default for LLMs)
@@ -377,6 +378,7 @@ class OpenVINOModel(Model):
         self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         self.properties = {"INFERENCE_NUM_THREADS": self._threads, **PROPERTIES, **PRECISION_PROPERTIES[precision]}
         self._scorer = None
+        self._request_ids = itertools.count()
         try:
             import openvino_genai
 
@@ -419,7 +421,7 @@ class OpenVINOModel(Model):
 
         config = openvino_genai.GenerationConfig()
         config.max_new_tokens = 1
-        self.pipeline.generate([ov.Tensor(np.array([[self.eos_id]], dtype=np.int64))], [config])
+        self.pipeline.generate([ov.Tensor(np.array([[self.eos_id or 0]], dtype=np.int64))], [config])
         weights = str((self.converted_dir / "openvino_model.bin").resolve())
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -445,9 +447,6 @@ class OpenVINOModel(Model):
         yield random.Random(sampling.seed) if sampling.seed is not None else random.SystemRandom()
 
     def _generate_batch(self, rows, sampling, seeds, stats) -> list[str]:
-        import numpy as np
-        import openvino as ov
-
         # equal neighbours are one prompt's candidates: one request, num_return_sequences
         requests: list[tuple[list[int], int]] = []
         for ids in rows:
@@ -456,79 +455,94 @@ class OpenVINOModel(Model):
             else:
                 requests.append((ids, 1))
         greedy = sampling.temperature <= 0
-        configs = [self._config(sampling, self._reply_limit(len(ids), sampling), 1 if greedy else count,
-                                seeds.randrange(1, 2 ** 31))
-                   for ids, count in requests]
         try:
-            outputs = self._run([ov.Tensor(np.array([ids], dtype=np.int64)) for ids, _ in requests], configs)
+            replies = self._run(requests, sampling, seeds, stats, greedy)
         except Exception as exc:  # the engine's errors are C++ exceptions with long texts
             raise RuntimeError(f"{self.path}: OpenVINO generation failed: {first_line(exc)}") from exc
         texts: list[str] = []
-        longest = 0
-        for (ids, count), sequences in zip(requests, outputs):
-            if len(sequences) != (1 if greedy else count):
-                raise RuntimeError(f"{self.path}: OpenVINO returned {len(sequences)} sequences for {count} rows")
-            for tokens in sequences:
-                # each sequence's first token comes from the prompt pass, the rest one step each
-                stats.decode_rows += max(0, len(tokens) - 1)
-                longest = max(longest, len(tokens))
-            for tokens in (sequences * count if greedy else sequences):  # greedy candidates are one reply
-                texts.append(self._finish_row(tokens, stats))
-                stats.new_tokens += len(tokens)
-            stats.padded_prompt_tokens += len(ids)  # no padding; a prompt's candidates share its pass
+        for (_, count), tokens in zip(requests, replies):
+            for row in (tokens * count if greedy else tokens):  # greedy candidates are one reply
+                texts.append(self._finish_row(row, stats))
+                stats.new_tokens += len(row)
         stats.backend_calls += 1
-        stats.forward_calls += longest        # the prompt pass, then one step per later token
         return texts
 
-    def _run(self, inputs, configs) -> list[list[list[int]]]:
-        """Every request to its end, step by step; each request's sequences' token ids.
+    def _run(self, requests, sampling, seeds, stats, greedy) -> list[list[list[int]]]:
+        """Every row to its end, step by step: each request's rows' token ids.
 
-        The engine stops a sequence at eos and at a token containing ``<|`` (the usual
-        ending). After each step the new tokens are read, and a ``|`` right after a ``<``
-        ends the sequence too: its request is stopped once each of its sequences has ended
-        one way or the other. A request's candidates can only be stopped together, so a
-        candidate closed this way while its siblings run goes on until they end (rare: a
-        tagged model writes ``<|`` as one token), and ``_finish_row`` cuts its text.
+        One engine request per prompt, its candidates as ``num_return_sequences``. The engine
+        ends a row at eos and at a token containing ``<|`` (the usual ending); after each
+        step the new tokens are read, and a ``|`` right after a ``<`` ends the row too. The
+        engine stops a request, not one of its rows: when a row of a request whose other
+        rows still run closes that way, the request is stopped and each unfinished row goes
+        on as a request of its own, its tokens so far appended to the prompt (one prompt
+        pass more, for a rare event: a model trained on tags writes ``<|`` as one token).
         """
+        import numpy as np
+        import openvino as ov
         import openvino_genai
 
         running, ignored = openvino_genai.GenerationStatus.RUNNING, openvino_genai.GenerationStatus.IGNORED
         not_finished = openvino_genai.GenerationFinishReason.NONE
-        handles = [self.pipeline.add_request(i, tensor, config)
-                   for i, (tensor, config) in enumerate(zip(inputs, configs))]
-        expected = [config.num_return_sequences for config in configs]
-        tokens: list[dict] = [{} for _ in handles]
-        ended: list[set] = [set() for _ in handles]
         ends_lt, starts_bar, watch = self._flags.ends_lt, self._flags.starts_bar, self._splits
-        live = set(range(len(handles)))
+        replies = [[[] for _ in range(1 if greedy else count)] for _, count in requests]
+        # an engine request: its handle, the rows it feeds (request, row), its engine sequence ids -> row slot
+        live: list[dict] = []
+
+        def submit(prompt, rows, seed):
+            limit = self._reply_limit(len(prompt), sampling)
+            config = self._config(sampling, limit, len(rows), seed)
+            handle = self.pipeline.add_request(next(self._request_ids), ov.Tensor(np.array([prompt], dtype=np.int64)),
+                                               config)
+            live.append({"handle": handle, "rows": rows, "prompt": prompt, "slots": {}, "ended": set()})
+            stats.padded_prompt_tokens += len(prompt)  # no padding; a prompt's candidates share its pass
+
+        for r, (ids, _) in enumerate(requests):
+            submit(ids, [(r, k) for k in range(len(replies[r]))], seeds.randrange(1, 2 ** 31))
+        active = list(live)
         try:
-            while live:
+            while active:
                 self.pipeline.step()
-                for i in sorted(live):
-                    handle = handles[i]
+                stats.forward_calls += 1
+                for request in list(active):
+                    handle, split = request["handle"], False
                     if handle.can_read():
-                        for sequence, output in handle.read().items():
-                            seen = tokens[i].setdefault(sequence, [])
+                        for sequence, output in sorted(handle.read().items()):
+                            slot = request["slots"].setdefault(sequence, len(request["slots"]))
+                            tokens = replies[request["rows"][slot][0]][request["rows"][slot][1]]
                             for token in output.generated_ids:
-                                if watch and seen and ends_lt[seen[-1]] and starts_bar[token]:
-                                    ended[i].add(sequence)
-                                seen.append(token)
+                                if sequence in request["ended"]:
+                                    break
+                                if watch and tokens and ends_lt[tokens[-1]] and starts_bar[token]:
+                                    request["ended"].add(sequence)
+                                    split = True
+                                tokens.append(token)
+                                stats.decode_rows += 1
                             if output.finish_reason != not_finished:
-                                ended[i].add(sequence)
-                        if len(ended[i]) >= expected[i] and handle.get_status() == running:
-                            handle.stop()
+                                request["ended"].add(sequence)
                     status = handle.get_status()
                     if status == ignored:
                         raise RuntimeError("the engine dropped a request (out of KV-cache memory)")
-                    if status != running:
-                        live.discard(i)
+                    if status == running and split and len(request["ended"]) < len(request["rows"]):
+                        handle.stop()      # its open rows go on alone
+                        ended_slots = {request["slots"][sequence] for sequence in request["ended"]}
+                        for slot, (r, k) in enumerate(request["rows"]):
+                            if slot not in ended_slots:
+                                submit(requests[r][0] + replies[r][k], [(r, k)], seeds.randrange(1, 2 ** 31))
+                                active.append(live[-1])
+                        active.remove(request)
+                    elif status == running and len(request["ended"]) >= len(request["rows"]):
+                        handle.stop()
+                    elif status != running:
+                        active.remove(request)
         except BaseException:
-            for handle in handles:   # nothing of this call may run on in the next call's steps
-                handle.cancel()
+            for request in live:   # nothing of this call may run on in the next call's steps
+                request["handle"].cancel()
             while self.pipeline.has_non_finished_requests():
                 self.pipeline.step()
             raise
-        return [[seen for _, seen in sorted(found.items())] for found in tokens]
+        stats.decode_rows -= sum(len(r["slots"]) for r in live)  # each sequence's first token: its prompt pass
+        return replies
 
     def _finish_row(self, tokens: list[int], stats: GenerationStats) -> str:
         """One row's reply text, the stop rule applied to its ids; counts how it ended."""
