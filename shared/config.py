@@ -294,10 +294,12 @@ class Generation:
     """The model runtime shared by all bots."""
 
     batch_size: int = _key(16, "prompts per forward pass (candidates count as prompts)", check=_at_least(1))
-    backend: str = _key("auto", "auto picks the fastest measured here",
-                        check=_one_of("auto", "transformers", "ctranslate2"))
-    precision: str = _key("auto", "auto, fp32, bf16 (transformers) or int8 (ctranslate2)",
-                          check=_one_of("auto", "fp32", "bf16", "int8"))
+    backend: str = _key("auto", "auto picks the fastest measured here (openvino, then ctranslate2, "
+                                "then transformers)",
+                        check=_one_of("auto", "openvino", "ctranslate2", "transformers"))
+    precision: str = _key("auto", "auto, int8 (openvino or ctranslate2), int4 (openvino), fp32 or bf16 "
+                                  "(transformers)",
+                          check=_one_of("auto", "int8", "int4", "fp32", "bf16"))
     device: str = _key("auto", "auto uses a GPU when present", check=_one_of("auto", "cpu", "cuda"))
 
 

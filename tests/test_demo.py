@@ -25,6 +25,7 @@ def test_the_demo_runs_offline_and_the_bot_talks_and_the_console_shows_it(demo_m
     assert "DemoBot-GPT2: " in out and " posted" in out
     assert "The console stopped with the demo" in out
     assert "Traceback" not in err
+    assert "(openvino int8 on cpu" in err   # auto runs OpenVINO where it is installed
 
 
 def test_the_demo_without_its_console(demo_model_dir):

@@ -1,8 +1,9 @@
 """shared.generation: loading model directories and batched generation, on tiny local models.
 
-Behaviour tests run on both backends (the ``backend`` fixture); tests of the transformers
-loop's internals name it. CTranslate2's own checks (conversion cache, agreement with
-transformers, the quality guard) are in tests/test_backends.py.
+Behaviour tests run on every backend (the ``backend`` fixture: transformers, CTranslate2 and
+OpenVINO); tests of the transformers loop's internals name it. The converting backends' own
+checks (conversion cache, agreement with transformers, the quality guard) are in
+tests/test_backends.py.
 """
 
 import logging
@@ -24,7 +25,7 @@ PROMPTS = [THREAD, "<|sor|>", "Just a few words of text, the thread and the post
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Each backend in turn: the behaviour under test is the same on both."""
+    """Each backend in turn: the behaviour under test is the same on all of them."""
     return request.param
 
 
@@ -69,14 +70,18 @@ def test_each_backend_and_precision_is_its_own_model(tiny_model_dir):
     assert load(tiny_model_dir, backend="transformers", precision="fp32") is fp32
     assert load(tiny_model_dir, backend="transformers", precision="bf16") is not fp32
     assert load(tiny_model_dir, backend="ctranslate2", precision="int8") is not fp32
-    assert load(tiny_model_dir, precision="int8").backend == "ctranslate2"
+    assert load(tiny_model_dir, backend="openvino", precision="int8") is not load(tiny_model_dir, backend="ctranslate2")
+    assert load(tiny_model_dir, precision="int8").backend == "openvino"     # int8 alone: the fastest that runs it
+    assert load(tiny_model_dir, precision="int4").backend == "openvino"
     assert load(tiny_model_dir, precision="bf16").backend == "transformers"
 
 
 @pytest.mark.parametrize("settings, problem", [
     (dict(backend="transformers", precision="int8"), "generation.precision int8: backend transformers on cpu runs"),
     (dict(backend="ctranslate2", precision="bf16", device="cpu"), "backend ctranslate2 on cpu runs int8, fp32"),
-    (dict(backend="onnx"), "generation.backend: expected auto, transformers or ctranslate2"),
+    (dict(backend="openvino", precision="bf16"), "backend openvino on cpu runs int8, int4, fp32"),
+    (dict(backend="openvino", device="cuda"), "generation.backend openvino runs on the CPU"),
+    (dict(backend="onnx"), "generation.backend: expected auto, transformers, ctranslate2 or openvino"),
 ])
 def test_a_combination_no_backend_runs_is_a_config_error(tiny_model_dir, settings, problem):
     from shared.errors import ConfigError
@@ -119,7 +124,7 @@ def test_corrupt_weights_give_a_model_error(tmp_path, tiny_model_dir, backend):
 
 
 def test_importing_generation_stays_light():
-    modules = ("simpletransformers", "pandas", "sklearn", "datasets", "torch")
+    modules = ("simpletransformers", "pandas", "sklearn", "datasets", "torch", "openvino", "ctranslate2")
     code = f"import sys, shared.generation; print([m for m in {modules!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -143,7 +148,8 @@ def test_returns_n_continuations_per_prompt_in_input_order(tiny_model_dir, backe
 
 def test_a_row_among_longer_and_shorter_prompts_generates_what_it_would_alone(tiny_model_dir, backend):
     """transformers left-pads the batch; CTranslate2 feeds the longer prompts step by step
-    (or splits the batch): either way a row's reply does not depend on its neighbours."""
+    (or splits the batch); OpenVINO runs each prompt as its own request: either way a row's
+    reply does not depend on its neighbours."""
     model = load(tiny_model_dir, backend=backend)
     greedy = Sampling(temperature=0, repetition_penalty=1.5, max_new_tokens=20)
     prompts = [prompt_of(model, 3), THREAD, prompt_of(model, 40), prompt_of(model, 38)]
@@ -152,8 +158,11 @@ def test_a_row_among_longer_and_shorter_prompts_generates_what_it_would_alone(ti
     assert stats.batches == 1
     if backend == "transformers":
         assert stats.padded_prompt_tokens > stats.prompt_tokens  # really padded
-    else:
+    elif backend == "ctranslate2":
         assert stats.backend_calls < 4 and stats.decode_rows > stats.new_tokens - stats.rows  # fed step by step
+    else:  # one call, no padding, no prompt token fed as a decode step
+        assert stats.backend_calls == 1 and stats.padded_prompt_tokens == stats.prompt_tokens
+        assert stats.decode_rows == stats.new_tokens - stats.rows
     assert batched == [model.generate([p], greedy)[0] for p in prompts]
 
 
@@ -185,6 +194,8 @@ def test_greedy_replies_match_transformers_generate(tiny_model_dir):
 
 
 def assert_cut_at_first_marker(reply, max_new_tokens, model):
+    if reply.endswith("<|endoftext|>") and "<|" not in reply[:-len("<|endoftext|>")]:
+        return                                                # ended by eos
     first = reply.find("<|")
     if first >= 0:
         assert first == len(reply) - 2, reply                # nothing after the first <|
@@ -202,6 +213,8 @@ def test_every_row_stops_at_its_first_marker(rigged_model_dir, backend):
     closed = [r for r in flat if r.endswith("<|")]
     assert len(closed) >= 8 and len({len(r) for r in closed}) > 3  # rows stop at different steps
     assert model.last_stats.closed_rows == len(closed)  # each stopped there, not cut afterwards
+    # ... and ended there: the closed rows did not run on to their budget of 40 tokens
+    assert model.last_stats.new_tokens - 40 * model.last_stats.cut_rows < 40 * len(closed) // 2
 
 
 def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir, backend):
@@ -212,6 +225,7 @@ def test_a_marker_split_over_two_tokens_stops_the_row(rigged_model_dir, backend)
         assert reply.endswith("<|") and reply.find("<|") == len(reply) - 2, reply
     assert any(len(r) > 2 for r in replies)  # "|" and "<<" alone did not stop anything
     assert model.last_stats.closed_rows == 8   # stopped at the "|", not cut afterwards
+    assert model.last_stats.new_tokens < 8 * 40 // 2   # ... and generated nothing after it
 
 
 def test_finished_rows_are_dropped_from_the_batch(rigged_model_dir):

@@ -548,6 +548,33 @@ def test_every_image_target_runs_as_a_non_root_user_with_an_entry_point():
     assert json.loads(effective(stages, lambda_stage, "CMD")) == ["jobs.lambda_handler.handler"]
 
 
+def test_the_bots_image_generates_with_openvino_from_models_converted_at_build_time_and_has_no_torch():
+    stages = dockerfile_stages()
+    by_name = {s["name"]: s for s in stages}
+
+    def chain(stage):                       # the stage and the stages it is built FROM
+        while stage:
+            yield stage
+            stage = by_name.get(stage["base"])
+
+    for target in ("runtime", "lambda"):
+        instructions = [(k, a) for stage in chain(by_name[target]) for k, a in stage["instructions"]]
+        venvs = [a for k, a in instructions if k == "COPY" and "/opt/venv" in a]
+        assert venvs == ["--from=bot-deps /opt/venv /opt/venv"], (target, venvs)
+        assert "--from=convert /app/models/ models/" in [a for k, a in instructions if k == "COPY"]
+        assert not [a for k, a in instructions if k == "RUN" and "pip install" in a]
+    bot_deps = [a for k, a in by_name["bot-deps"]["instructions"] if k == "RUN" and "pip install" in a]
+    assert bot_deps and all("-r /tmp/bot.req" in a and "torch==" not in a and "pip.req" not in a for a in bot_deps)
+    assert any('! python -c "import torch"' in a for a in bot_deps)       # the build fails if torch crept in
+    converting = [a for k, a in by_name["convert"]["instructions"] if k == "RUN"]
+    assert converting == ["python -m shared.generation.openvino --all models int8"]
+    assert by_name["convert"]["base"] == "deps"                          # the converter has torch
+    assert by_name["offline"]["base"] == "deps"                          # finetune and export keep torch
+    names = [re.split(r"[=<>\[ #]", line.strip())[0] for line in
+             (ROOT / "infra" / "container" / "bot.req").read_text().splitlines() if line.strip()[:1].isalpha()]
+    assert "openvino-genai" in names and not {"torch", "transformers", "simpletransformers"} & set(names)
+
+
 def test_the_image_is_built_from_the_projects_own_files_and_leaves_credentials_out():
     stages = dockerfile_stages()
     copied = []

@@ -13,8 +13,11 @@ Each section is a module of this package:
   ~/.cache/ssi-bot/bench/gpt2-124M-random), 200-token prompts and 64 new tokens per reply,
   side by side in one run, at batch 1, 4, 8, 16 and 32, each row in its own process:
   ``original`` (simpletransformers' LanguageGenerationModel, one prompt per call, as the
-  original bot did), ``transformers-fp32``/``-bf16`` (shared/generation/pytorch.py) and
-  ``ctranslate2-int8`` (shared/generation/ct2.py). Columns: tokens/s; p50/p95 seconds per
+  original bot did), ``transformers-fp32``/``-bf16`` (shared/generation/pytorch.py),
+  ``ctranslate2-int8`` (shared/generation/ct2.py) and ``openvino-int8``/``-int4``
+  (shared/generation/openvino.py). ``--openvino KEY=VALUE`` runs the OpenVINO rows with
+  another setting (a CPU property such as KV_CACHE_PRECISION=f16, or a scheduler field such
+  as cache_size=1), named in the row, to measure a knob. Columns: tokens/s; p50/p95 seconds per
   reply; the child's peak RSS; load time; cold start (process start to the first reply);
   the ratios to the original's row; ``others``, the cores busy with other processes while
   the row ran (numbers taken with ``others`` above 0.1 are noisy).
@@ -52,7 +55,7 @@ def machine() -> dict:
             "cpu": cpu["model"] or platform.processor(),
             "cpu_flags": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
                           if f in cpu["flags"]]}
-    for package in ("torch", "transformers", "ctranslate2", "simpletransformers"):
+    for package in ("torch", "transformers", "ctranslate2", "openvino", "openvino-genai", "simpletransformers"):
         try:
             info[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -60,6 +63,19 @@ def machine() -> dict:
     info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return info
 
+
+
+def _setting(item: str) -> tuple:
+    """``KEY=VALUE`` as (key, value), the value an int, float or bool where it reads as one."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {item!r}")
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False}.get(value.lower(), value)
 
 
 # --- command line ----------------------------------------------------------------------
@@ -79,11 +95,19 @@ def main(argv=None):
                         help="the 124M benchmark model (%(default)s)")
     parser.add_argument("--batches", help="comma-separated batch sizes (default 1,4,8,16,32; quick: 1,16)")
     parser.add_argument("--configs", help=f"comma-separated configurations (default: {','.join(generation.CONFIGS)})")
+    parser.add_argument("--openvino", metavar="KEY=VALUE", action="append", default=[],
+                        help="run the OpenVINO rows with this CPU property (upper case, e.g. KV_CACHE_PRECISION=f16) "
+                             "or scheduler field (lower case, e.g. cache_size=1); repeatable")
     parser.add_argument("--download-lines", type=int, help="dump lines (default 200000; quick: 20000)")
     parser.add_argument("--readme", metavar="JSON", type=Path,
                         help="measure nothing: rewrite README.md's Performance tables from this run's JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    try:
+        tuning = dict(_setting(item) for item in args.openvino)
+    except ValueError as exc:
+        print(f"--openvino: {exc}", file=sys.stderr)
+        return 2
 
     if args.readme:
         from jobs.bench import report
@@ -120,7 +144,7 @@ def main(argv=None):
         print("generation (each row its own process):", file=sys.stderr)
         batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
         configs = args.configs.split(",") if args.configs else None
-        rows = generation.bench_generation(args.model_dir, args.quick, batches, configs)
+        rows = generation.bench_generation(args.model_dir, args.quick, batches, configs, tuning)
         results["generation"] = {"model": str(args.model_dir), "prompt_tokens": generation.PROMPT_TOKENS,
                                  "new_tokens": generation.NEW_TOKENS, "rows": rows}
         results["targets"] = generation.targets(rows, auto_config)

@@ -1,15 +1,21 @@
 """The quality section of ``python -m jobs.bench``: does a faster precision write worse replies?
 
 On the demo model (shared/training/demo_model.py) and its eval file: perplexity in fp32,
-bf16 and int8, and the share of tag-valid replies (closed by ``<|`` with non-empty text) to
-prompts cut from the eval threads, greedy, per precision.
+bf16, CTranslate2 int8 and OpenVINO int8 and int4, and the share of tag-valid replies (closed
+by ``<|`` with non-empty text) to prompts cut from the eval threads, greedy, per precision.
+The guard: each precision's perplexity within ``MAX_PERPLEXITY_DRIFT_PCT`` of fp32 and its
+share of tag-valid replies within ``MAX_VALID_SHARE_DRIFT`` of fp32's.
 """
 
 from __future__ import annotations
 
 import math
 
-QUALITY_PRECISIONS = (("transformers", "fp32"), ("transformers", "bf16"), ("ctranslate2", "int8"))
+QUALITY_PRECISIONS = (("transformers", "fp32"), ("transformers", "bf16"), ("ctranslate2", "int8"),
+                      ("openvino", "int8"), ("openvino", "int4"))
+MAX_PERPLEXITY_DRIFT_PCT = 1.0
+# greedy replies to a few hundred prompts: one reply in a hundred changing its ending is noise
+MAX_VALID_SHARE_DRIFT = 0.01
 
 
 def quality_prompts(samples: list[str]) -> list[str]:
@@ -40,10 +46,12 @@ def bench_quality(max_samples: int = 1000) -> dict:
         valid = sum(1 for r in replies if r.endswith(tagging.TAG_OPEN) and tagging.extract_reply(r))
         result[f"{backend}-{precision}"] = {"perplexity": round(math.exp(sum(losses) / len(losses)), 4),
                                             "tag_valid_share": round(valid / len(replies), 4) if replies else None}
-    base = result["transformers-fp32"]["perplexity"]
+    base = result["transformers-fp32"]
     for backend, precision in QUALITY_PRECISIONS[1:]:
         entry = result[f"{backend}-{precision}"]
-        entry["perplexity_vs_fp32_pct"] = round((entry["perplexity"] / base - 1) * 100, 3)
+        entry["perplexity_vs_fp32_pct"] = round((entry["perplexity"] / base["perplexity"] - 1) * 100, 3)
+        entry["within_guard"] = (abs(entry["perplexity_vs_fp32_pct"]) <= MAX_PERPLEXITY_DRIFT_PCT and
+                                 abs(entry["tag_valid_share"] - base["tag_valid_share"]) <= MAX_VALID_SHARE_DRIFT)
     return result
 
 
@@ -53,9 +61,14 @@ def quality_lines(result: dict) -> list[str]:
     lines = [f"quality guard on {result['model']} ({result['eval_samples']} eval samples, "
              f"{result['prompts']} reply prompts, greedy):"]
     for backend, precision in QUALITY_PRECISIONS:
-        entry = result[f"{backend}-{precision}"]
+        entry = result.get(f"{backend}-{precision}")
+        if entry is None:
+            continue
         delta = entry.get("perplexity_vs_fp32_pct")
+        guard = {True: "  ok", False: "  OUTSIDE THE GUARD"}.get(entry.get("within_guard"), "")
         lines.append(f"  {backend}-{precision:<5} perplexity {entry['perplexity']:.4f}"
                      + (f" ({delta:+.3f}% vs fp32)" if delta is not None else "")
-                     + f", tag-valid replies {entry['tag_valid_share']:.1%}")
+                     + f", tag-valid replies {entry['tag_valid_share']:.1%}{guard}")
+    lines.append(f"  (the guard: perplexity within {MAX_PERPLEXITY_DRIFT_PCT:g}% of fp32 and tag-valid replies "
+                 f"within {MAX_VALID_SHARE_DRIFT:.0%} of fp32's share)")
     return lines

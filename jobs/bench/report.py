@@ -14,7 +14,8 @@ import json
 import re
 from pathlib import Path
 
-from jobs.bench.generation import NOISY
+from jobs.bench.generation import NOISY, TARGETS
+from jobs.bench.quality import MAX_PERPLEXITY_DRIFT_PCT, MAX_VALID_SHARE_DRIFT
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # how a configuration is named in the README
@@ -23,6 +24,8 @@ TITLES = {
     "transformers-fp32": "transformers fp32",
     "transformers-bf16": "transformers bf16",
     "ctranslate2-int8": "CTranslate2 int8",
+    "openvino-int8": "OpenVINO int8",
+    "openvino-int4": "OpenVINO int4",
 }
 
 
@@ -32,10 +35,13 @@ def performance_section(results: dict) -> str:
     auto = results.get("auto", {})
     auto_config = f"{auto.get('backend')}-{auto.get('precision')}"
     parts = [f"Measured on {machine['cores']} cores ({machine['cpu']}), python {machine['python']}, "
-             f"torch {machine.get('torch')}, ctranslate2 {machine.get('ctranslate2')}; "
+             f"torch {machine.get('torch')}, ctranslate2 {machine.get('ctranslate2')}, "
+             f"openvino {machine.get('openvino')}; "
              f"`auto` there was {TITLES.get(auto_config, auto_config)}."]
     if "generation" in results:
         parts += ["", generation_table(results["generation"]["rows"], auto_config)]
+        if results.get("targets"):
+            parts += ["", f"Targets ({TARGETS}), in this run:", ""] + [f"- {line}" for line in results["targets"]]
     if "quality" in results and "error" not in results["quality"]:
         parts += ["", quality_table(results["quality"])]
     if "download" in results:
@@ -47,16 +53,21 @@ def performance_section(results: dict) -> str:
 
 def generation_table(rows: list[dict], auto_config: str = "") -> str:
     base = next((r for r in rows if r["config"] == "original" and "error" not in r), None)
-    lines = ["| path | batch | tokens/s | s per reply (p50) | peak RSS | cold start | tokens/s vs original |",
-             "|---|---|---|---|---|---|---|"]
+    ct2 = {r["batch"]: r for r in rows if r["config"] == "ctranslate2-int8" and "error" not in r}
+    lines = ["| path | batch | tokens/s | s per reply (p50) | peak RSS | cold start | tokens/s vs original | "
+             "tokens/s vs CTranslate2 int8 |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in sorted((r for r in rows if "error" not in r), key=lambda r: (list(TITLES).index(r["config"])
                                                                            if r["config"] in TITLES else 99,
                                                                            r["batch"])):
         title = TITLES.get(r["config"], r["config"]) + (" (auto)" if r["config"] == auto_config else "")
         noisy = " *" if r.get("others", 0) > NOISY else ""
         ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.1f}x" if base else ""
+        same_batch = ct2.get(r["batch"])
+        vs_ct2 = (f"{r['tokens_per_s'] / same_batch['tokens_per_s']:.2f}x"
+                  if same_batch and r["config"] != "original" else "")
         lines.append(f"| {title}{noisy} | {r['batch']} | {r['tokens_per_s']:.0f} | {r['s_per_reply_p50']:.2f} | "
-                     f"{r['peak_rss_mib']:.0f} MiB | {r['cold_start_s']:.1f} s | {ratio} |")
+                     f"{r['peak_rss_mib']:.0f} MiB | {r['cold_start_s']:.1f} s | {ratio} | {vs_ct2} |")
     if any(r.get("others", 0) > NOISY for r in rows):
         lines += ["", f"\\* other processes kept more than {NOISY} of a core busy during that row: its times "
                       "are inflated."]
@@ -65,14 +76,17 @@ def generation_table(rows: list[dict], auto_config: str = "") -> str:
 
 def quality_table(quality: dict) -> str:
     lines = [f"Quality guard on the demo model ({quality['eval_samples']} eval samples, "
-             f"{quality['prompts']} reply prompts, greedy):", "",
-             "| precision | perplexity | vs fp32 | tag-valid replies |", "|---|---|---|---|"]
+             f"{quality['prompts']} reply prompts, greedy; the guard: perplexity within "
+             f"{MAX_PERPLEXITY_DRIFT_PCT:g} % of fp32 and tag-valid replies within {MAX_VALID_SHARE_DRIFT:.0%} "
+             f"of fp32's share):", "",
+             "| precision | perplexity | vs fp32 | tag-valid replies | within the guard |", "|---|---|---|---|---|"]
     for name, entry in quality.items():
         if not isinstance(entry, dict):
             continue
         delta = entry.get("perplexity_vs_fp32_pct")
+        guard = {True: "yes", False: "**no**"}.get(entry.get("within_guard"), "-")
         lines.append(f"| {name} | {entry['perplexity']:.4f} | {'-' if delta is None else f'{delta:+.3f} %'} | "
-                     f"{entry['tag_valid_share']:.1%} |")
+                     f"{entry['tag_valid_share']:.1%} | {guard} |")
     return "\n".join(lines)
 
 

@@ -9,10 +9,10 @@ Features:
   Broken directories raise ``ModelError`` with one line naming the path and the missing
   piece. Nothing touches the network.
 - One ``Model`` interface (``model.py``), one module per backend: ``pytorch.py``
-  (transformers on PyTorch: fp32, bf16, a GPU) and ``ct2.py`` (CTranslate2: the model
-  converted once to int8 and cached beside it). ``load(path, backend="auto",
-  precision="auto", device="auto")`` takes the config's ``generation`` keys; ``choose``
-  says what "auto" becomes on this machine.
+  (transformers on PyTorch: fp32, bf16, a GPU), ``openvino.py`` (OpenVINO GenAI: the model
+  converted once to int8 or int4 weights and cached beside it) and ``ct2.py`` (CTranslate2:
+  converted once to int8). ``load(path, backend="auto", precision="auto", device="auto")``
+  takes the config's ``generation`` keys; ``choose`` says what "auto" becomes on this machine.
 - ``Model.generate(prompts, sampling, n)`` returns ``n`` continuations per prompt, in input
   order, whatever the backend. Each continuation is cut right after the first ``<|`` it
   produces (the opening of a closing tag such as ``<|eor|>``), or after ``<|endoftext|>``;
@@ -33,14 +33,14 @@ Usage::
 What "auto" picks (``choose``), and why (the measurements are the README's Performance
 table, made by ``python -m jobs.bench``):
 
-- On a CPU, CTranslate2 int8 when ctranslate2 is installed: the fastest at small batches,
-  the smallest process (no torch), the fastest start, and the one that holds up when
-  another process competes for the cores.
-- transformers bf16 overtakes it from batch 8 up on an idle machine with native bf16:
-  choose ``backend: transformers, precision: bf16`` for large batches on a dedicated
-  machine with memory to spare.
-- Without ctranslate2: transformers bf16 where the CPU computes bf16 natively (AMX or
-  AVX512-BF16), fp32 elsewhere. On a GPU: transformers bf16.
+- On a CPU, OpenVINO int8 when openvino-genai is installed and the model converts: the
+  fastest at every batch size measured, a process without torch, and continuous batching
+  (a finished reply leaves the batch at once). A model that OpenVINO cannot convert falls
+  back to the next choice with one log line saying why.
+- Then CTranslate2 int8 when ctranslate2 is installed: also torch-free, faster than
+  transformers at small batches.
+- Then transformers bf16 where the CPU computes bf16 natively (AMX or AVX512-BF16), fp32
+  elsewhere. On a GPU: transformers bf16 (the CUDA path; OpenVINO runs on the CPU here).
 
 What every backend does the same way (docs/generation.md has the details):
 
@@ -56,8 +56,9 @@ What every backend does the same way (docs/generation.md has the details):
 - Calls on one model are serialised: two bots generating at once on the same cores would
   only slow each other down.
 
-torch, transformers and ctranslate2 are imported when a model is loaded, not when this
-package is, so reading the config stays fast; a CTranslate2 model never imports torch.
+torch, transformers, openvino and ctranslate2 are imported when a model is loaded, not when
+this package is, so reading the config stays fast; an OpenVINO or CTranslate2 model never
+imports torch (their conversions run in a child process).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin",
                  "model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 # config name -> the module of shared.generation that runs it
-BACKEND_MODULES = {"transformers": "pytorch", "ctranslate2": "ct2"}
+BACKEND_MODULES = {"transformers": "pytorch", "ctranslate2": "ct2", "openvino": "openvino"}
 BACKENDS = tuple(BACKEND_MODULES)
 # what each backend can run, per device ("fp16" only where it is fast: a GPU)
 PRECISIONS = {
@@ -95,40 +96,50 @@ PRECISIONS = {
     ("transformers", "cuda"): ("fp32", "bf16", "fp16"),
     ("ctranslate2", "cpu"): ("int8", "fp32"),
     ("ctranslate2", "cuda"): ("int8", "fp32", "bf16", "fp16"),
+    ("openvino", "cpu"): ("int8", "int4", "fp32"),
 }
+ALL_PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
+# the packages a backend needs at run time (conversion needs more: see its module)
+RUNTIME_PACKAGES = {"ctranslate2": ("ctranslate2",), "openvino": ("openvino_genai",)}
 
 
 # --- choosing a backend ----------------------------------------------------------------
 
 def choose(backend: str = "auto", precision: str = "auto", device: str = "auto") -> tuple[str, str, str]:
-    """The (backend, precision, device) that ``load`` runs for these config values.
+    """The (backend, precision, device) that ``load`` tries first for these config values.
 
-    "auto" resolves as the module docstring says: a GPU when one is visible; on a CPU,
-    CTranslate2 int8 when ctranslate2 is installed (fastest at small batches, the smallest
-    process, the fastest start), else transformers bf16 where the CPU has native bf16, else fp32.
-    A precision alone picks the backend that runs it (int8: ctranslate2; fp32, bf16 and
-    fp16: transformers). Raises ``ConfigError`` for a combination no backend runs here.
+    "auto" resolves as the module docstring says: a GPU when one is visible (transformers
+    bf16); on a CPU, OpenVINO int8 when openvino-genai is installed, else CTranslate2 int8
+    when ctranslate2 is, else transformers bf16 where the CPU has native bf16, else fp32.
+    A precision alone picks the backend that runs it (int8: OpenVINO, else CTranslate2;
+    int4: OpenVINO; fp32, bf16 and fp16: transformers). ``load`` falls back from OpenVINO
+    to the next choice (``fallback``) when "auto" chose it and the model does not convert.
+    Raises ``ConfigError`` for a combination no backend runs here.
     """
     if backend not in ("auto",) + BACKENDS:
-        raise ConfigError(f"generation.backend: expected auto, transformers or ctranslate2, got {backend!r}")
-    if precision not in ("auto", "fp32", "bf16", "fp16", "int8"):
-        raise ConfigError(f"generation.precision: expected auto, fp32, bf16 or int8, got {precision!r}")
+        raise ConfigError(f"generation.backend: expected auto, {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}, "
+                          f"got {backend!r}")
+    if precision not in ("auto",) + ALL_PRECISIONS:
+        raise ConfigError(f"generation.precision: expected auto, {', '.join(ALL_PRECISIONS[:-1])} or "
+                          f"{ALL_PRECISIONS[-1]}, got {precision!r}")
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"generation.device: expected auto, cpu or cuda, got {device!r}")
     if device == "auto":
         device = "cuda" if _gpu_visible() else "cpu"
     if backend == "auto":
-        if precision == "int8":
-            backend = "ctranslate2"
-        elif precision != "auto":
-            backend = "transformers"
-        else:
-            backend, precision = _fastest(device)
-    if backend == "ctranslate2" and not _installed("ctranslate2"):
-        raise ConfigError("generation.backend ctranslate2: the ctranslate2 package is not installed "
-                          "(pip install ctranslate2), or choose backend transformers")
+        backend = _backend_for(precision, device)
+    missing = [p for p in RUNTIME_PACKAGES.get(backend, ()) if not _installed(p)]
+    if missing:
+        pip = {"ctranslate2": "ctranslate2", "openvino_genai": "openvino-genai"}
+        raise ConfigError(f"generation.backend {backend}: the {', '.join(pip[p] for p in missing)} package is not "
+                          f"installed (pip install {' '.join(pip[p] for p in missing)}), or choose backend "
+                          f"transformers")
+    if backend == "openvino" and device != "cpu":
+        raise ConfigError("generation.backend openvino runs on the CPU: set generation.device to cpu, "
+                          "or choose backend transformers for the GPU")
     if precision == "auto":
-        precision = {"ctranslate2": "int8"}.get(backend, "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32")
+        precision = {"ctranslate2": "int8", "openvino": "int8"}.get(
+            backend, "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32")
     supported = PRECISIONS[(backend, device)]
     if precision not in supported:
         raise ConfigError(f"generation.precision {precision}: backend {backend} on {device} runs "
@@ -136,12 +147,24 @@ def choose(backend: str = "auto", precision: str = "auto", device: str = "auto")
     return backend, precision, device
 
 
-def _fastest(device: str) -> tuple[str, str]:
-    """The backend and precision "auto" means on this kind of device (the module docstring
-    gives the measurements behind it)."""
-    if device == "cpu" and _installed("ctranslate2"):
-        return "ctranslate2", "int8"
-    return "transformers", "bf16" if device == "cuda" or _cpu_has_bf16() else "fp32"
+def fallback(precision: str = "auto", device: str = "cpu") -> tuple[str, str, str]:
+    """What "auto" means when OpenVINO cannot run the model: the present order without it."""
+    backend = _backend_for(precision, device, without=("openvino",))
+    return choose(backend, precision if precision != "int4" else "auto", device)
+
+
+def _backend_for(precision: str, device: str, without: tuple = ()) -> str:
+    """The backend "auto" means for this precision on this kind of device (the module
+    docstring gives the measurements behind the order)."""
+    order = [b for b in ("openvino", "ctranslate2") if b not in without and device == "cpu"
+             and all(_installed(p) for p in RUNTIME_PACKAGES[b])]
+    if precision == "auto":
+        return order[0] if order else "transformers"
+    if precision == "int4":
+        return "openvino"
+    if precision == "int8":
+        return order[0] if order else "ctranslate2"
+    return "transformers"
 
 
 def _installed(package: str) -> bool:
@@ -190,25 +213,42 @@ def load(model_dir, *, backend: str = "auto", precision: str = "auto", device: s
 
     ``backend``, ``precision`` and ``device`` are the config's ``generation`` keys ("auto"
     by default: see ``choose``). The same directory in another backend, precision or
-    device is another model. Raises ``ModelError`` naming the path and what is missing,
-    ``ConfigError`` for settings no backend runs here.
+    device is another model. When "auto" chose OpenVINO and the model does not convert, the
+    next choice loads it, with one log line saying why. Raises ``ModelError`` naming the
+    path and what is missing, ``ConfigError`` for settings no backend runs here.
     """
     directory, shown = _model_directory(Path(model_dir), str(model_dir))
-    backend, precision, device = choose(backend, precision, device)
-    key = (directory.resolve(), backend, precision, device)
+    chosen = choose(backend, precision, device)
     # one lock for all loads: loading is rare, and two bots naming one model must not load it twice
     with _models_lock:
+        key = (directory.resolve(), *chosen)
         model = _models.get(key)
         if model is None:
             _check_model_type(directory, shown)
-            started = time.perf_counter()
-            # each backend is imported only when a model needs it: torch and ctranslate2 are heavy
-            module = importlib.import_module(f"shared.generation.{BACKEND_MODULES[backend]}")
-            model = module.load(directory, shown, precision, device)
-            model.model_args = _model_args(directory)
+            try:
+                model = _load(directory, shown, *chosen)
+            except ModelError as exc:
+                if backend != "auto" or chosen[0] != "openvino" or precision == "int4":
+                    raise
+                try:
+                    instead = fallback(precision, chosen[2])
+                except ConfigError:
+                    raise exc from None
+                log.warning("%s; using %s %s instead", exc, *instead[:2])
+                model = _models.get((directory.resolve(), *instead)) or _load(directory, shown, *instead)
+                _models[(directory.resolve(), *instead)] = model
             _models[key] = model
-            log.info("loaded %s (%s %s on %s, context %d) in %.1fs", shown, backend, precision, device,
-                     model.n_positions, time.perf_counter() - started)
+    return model
+
+
+def _load(directory: Path, shown: str, backend: str, precision: str, device: str) -> Model:
+    started = time.perf_counter()
+    # each backend is imported only when a model needs it: torch, openvino and ctranslate2 are heavy
+    module = importlib.import_module(f"shared.generation.{BACKEND_MODULES[backend]}")
+    model = module.load(directory, shown, precision, device)
+    model.model_args = _model_args(directory)
+    log.info("loaded %s (%s %s on %s, context %d) in %.1fs", shown, backend, precision, device,
+             model.n_positions, time.perf_counter() - started)
     return model
 
 

@@ -1,6 +1,6 @@
 """What every generation backend is: the ``Model`` interface, sampling settings and statistics.
 
-A backend (``pytorch.py``, ``ct2.py``) subclasses ``Model`` and provides ``_call``,
+A backend (``pytorch.py``, ``ct2.py``, ``openvino.py``) subclasses ``Model`` and provides ``_call``,
 ``_generate_batch`` and ``loss``; everything else here is shared: batching in input
 order with best-of-N rows, prompt truncation to the context, the per-token stop rule's
 flags, and turning a row's token ids into reply text cut after the first ``<|``.
