@@ -73,7 +73,7 @@ def test_an_incomplete_conversion_is_never_used(model_copy):
 def test_a_read_only_model_directory_is_converted_into_the_user_cache(model_copy, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(ct2.os, "access", lambda path, mode: False)  # as for a read-only mount
-    target = ct2.cache_dir(model_copy, "int8")
+    target = ct2.CACHE.target(model_copy, "int8")
     assert target.is_relative_to(tmp_path / "cache" / "ssi-bot" / "ct2")
     assert ct2.converted(model_copy, "int8") == target and not (model_copy / ".ct2-int8").exists()
 
@@ -124,10 +124,12 @@ def test_a_changed_source_is_converted_again_for_openvino(model_copy, rigged_mod
     assert model.generate([THREAD], GREEDY_NO_PENALTY) == [["<|"]] != before
 
 
-def test_a_copy_with_new_times_but_the_same_contents_is_not_converted_again(model_copy, tmp_path, caplog):
+@pytest.mark.parametrize("backend, module", [("openvino", openvino), ("ctranslate2", ct2)])
+def test_a_copy_with_new_times_but_the_same_contents_is_not_converted_again(model_copy, tmp_path, caplog,
+                                                                            backend, module):
     """A copy that resets modification times (a Docker layer, cp without -p) keeps its
     conversion: the contents are compared when the times differ, and the new times recorded."""
-    load(model_copy, backend="openvino")
+    load(model_copy, backend=backend)
     copy = tmp_path / "copy"
     shutil.copytree(model_copy, copy)                  # copies the times: make them all new
     later = time.time() + 60
@@ -135,10 +137,11 @@ def test_a_copy_with_new_times_but_the_same_contents_is_not_converted_again(mode
         os.utime(path, (later, later))
     generation._models.clear()
     with caplog.at_level(logging.INFO, logger="shared.generation"):
-        model = load(copy, backend="openvino")
-    assert model.converted_dir == copy / ".ov-int8" and "converting" not in caplog.text
-    meta = json.loads((copy / ".ov-int8" / openvino.META_FILE).read_text())
-    assert meta["fingerprint"] == openvino.source_fingerprint(copy, "int8")   # next time: no reading
+        model = load(copy, backend=backend)
+    cache = copy / f"{module.CACHE_PREFIX}int8"
+    assert model.converted_dir == cache and "converting" not in caplog.text
+    meta = json.loads((cache / module.META_FILE).read_text())
+    assert meta["fingerprint"] == module.source_fingerprint(copy, "int8")   # next time: no reading
 
 
 def test_an_incomplete_openvino_conversion_is_never_used(model_copy):

@@ -95,12 +95,14 @@ def test_imports_only_point_down(path):
 
 
 def test_generation_backends_import_only_the_interface():
+    """A backend imports the Model interface and the conversion cache, never another backend."""
     package = ROOT / "shared" / "generation"
-    backends = [p for p in package.glob("*.py") if p.name not in ("__init__.py", "model.py")]
+    common = ("model.py", "conversion.py")
+    backends = [p for p in package.glob("*.py") if p.name not in ("__init__.py",) + common]
     assert {p.stem for p in backends} >= {"pytorch", "ct2", "openvino"}
-    for path in backends + [package / "model.py"]:
+    for path in backends + [package / name for name in common]:
         inside = [target for _, target in imports(path) if target.startswith("shared.generation")]
-        allowed = set() if path.name == "model.py" else {"shared.generation.model"}
+        allowed = set() if path.name in common else {"shared.generation.model", "shared.generation.conversion"}
         assert set(inside) <= allowed, f"{path.name} imports {sorted(set(inside) - allowed)}"
 
 

@@ -4,12 +4,8 @@ Features:
 
 - ``converted(model_dir, "int8")`` returns the model converted for CTranslate2, cached
   beside it in ``<model_dir>/.ct2-int8/`` (or under ``~/.cache/ssi-bot/ct2/`` when the model
-  directory is read-only). It converts when the cache is missing or stale: the cache
-  records a fingerprint of its source (name, size and modification time of config.json,
-  the weights and the tokenizer files, plus the ctranslate2 version), so a finetune that
-  rewrites the model is picked up by the next load. A conversion writes into a temporary
-  directory renamed into place under a lock: two processes never convert one model at
-  once, and none ever sees half a model.
+  directory is read-only), through shared.generation.conversion's cache (current while the
+  source is unchanged, converted once under a lock, never half a model), as for OpenVINO.
 - Converting imports torch and transformers (about 5 s and 1 GB for 124M, once). A process
   that has not imported torch runs it in a child (``python -m shared.generation.ct2 MODEL_DIR int8``)
   so that the bot's own process never loads torch: at run time the backend needs only
@@ -53,32 +49,26 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import random
 import shutil
-import subprocess
 import sys
 import weakref
 from pathlib import Path
 
-from filelock import FileLock
-
 from shared.errors import ModelError, first_line
 from shared.files import replace_directory
+from shared.generation.conversion import Cache
 from shared.generation.model import GenerationStats, Model, Sampling
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = ".ct2-"
-META_FILE = "ssi-bot-ct2.json"       # written last: a directory without it is incomplete
-# the files a conversion reads: any change to one of them means converting again
-SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                "pytorch_model.bin.index.json", "tokenizer.json", "vocab.json", "merges.txt",
-                "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
-# (device, precision) -> (conversion quantization, CTranslate2 compute type)
+CANNOT_CONVERT = "cannot load the model (converting it for CTranslate2)"
+CACHE = Cache("ct2", "CTranslate2", prefix=".ct2-", meta_file="ssi-bot-ct2.json", runtime="ctranslate2",
+              converters=("ctranslate2", "transformers", "torch"), format=1, cannot_convert=CANNOT_CONVERT)
+CACHE_PREFIX, META_FILE = CACHE.prefix, CACHE.meta_file
 COMPUTE = {
     ("cpu", "int8"): ("int8", "int8"),
     ("cpu", "fp32"): ("float32", "float32"),
@@ -88,7 +78,6 @@ COMPUTE = {
     ("cuda", "fp32"): ("float32", "float32"),
 }
 PLACEHOLDER = "<ssi-bot-unused-{}>"  # vocabulary rows the tokenizer does not have
-CANNOT_CONVERT = "cannot load the model (converting it for CTranslate2)"
 
 # The cost model of length_groups, in milliseconds, measured with GPT-2 124M int8 on the
 # 2-core dev machine (the ratios matter, not the values): a decode step costs a fixed
@@ -106,72 +95,13 @@ MAX_ROWS_PER_CALL = 16
 # --- conversion and its cache ----------------------------------------------------------
 
 def converted(model_dir: Path, quantization: str = "int8", shown: str = "") -> Path:
-    """The CTranslate2 conversion of ``model_dir`` (a transformers GPT-2 directory).
-
-    Converts when the cache is missing or its source changed; raises ``ModelError`` when
-    the conversion fails. ``shown`` names the model in messages.
-    """
-    model_dir = Path(model_dir)
-    shown = shown or str(model_dir)
-    target = cache_dir(model_dir, quantization)
-    fingerprint = source_fingerprint(model_dir, quantization)
-    if _fingerprint_of(target) == fingerprint:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(target.with_name(target.name + ".lock")):
-        if _fingerprint_of(target) == fingerprint:  # another process converted it meanwhile
-            return target
-        log.info("%s: converting for CTranslate2 (%s) into %s", shown, quantization, target)
-        if "torch" in sys.modules:
-            convert(model_dir, target, quantization, fingerprint)
-        else:
-            _convert_in_child(model_dir, quantization, shown)
-    if _fingerprint_of(target) != fingerprint:
-        raise ModelError(f"{shown}: the CTranslate2 conversion in {target} does not match its source; "
-                         f"is the model being rewritten?")
-    return target
-
-
-def cache_dir(model_dir: Path, quantization: str) -> Path:
-    """Where the conversion of ``model_dir`` lives: beside it, or in the user's cache."""
-    if os.access(model_dir, os.W_OK):
-        return model_dir / f"{CACHE_PREFIX}{quantization}"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ssi-bot" / "ct2"
-    digest = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
-    return base / f"{model_dir.name}-{digest}" / f"{CACHE_PREFIX}{quantization}"
+    """The CTranslate2 conversion of ``model_dir`` (a transformers GPT-2 directory), converted
+    now when no cache is current; ``ModelError`` when it cannot be (shared.generation.conversion)."""
+    return CACHE.converted(Path(model_dir), quantization, shown or str(model_dir), convert)
 
 
 def source_fingerprint(model_dir: Path, quantization: str) -> str:
-    """A digest of what a conversion depends on: the source files' names, sizes and mtimes,
-    the quantization and the ctranslate2 version (its model format can change)."""
-    import ctranslate2
-
-    parts = [quantization, ctranslate2.__version__]
-    for name in SOURCE_FILES:
-        path = model_dir / name
-        if path.is_file():
-            stat = path.stat()
-            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _fingerprint_of(target: Path):
-    try:
-        return json.loads((target / META_FILE).read_text(encoding="utf-8"))["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _convert_in_child(model_dir: Path, quantization: str, shown: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "shared.generation.ct2", str(model_dir), quantization, "--in-process"],
-                          capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[2])
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {done.returncode}"
-        # the child's ModelError says it as "<model_dir>: <problem>"
-        reason = reason.removeprefix(f"{model_dir}: ")
-        raise ModelError(f"{shown}: {reason if reason.startswith(CANNOT_CONVERT) else f'{CANNOT_CONVERT}: {reason}'}")
+    return CACHE.fingerprint(model_dir, quantization)
 
 
 def convert(model_dir: Path, target: Path, quantization: str, fingerprint: str) -> None:
@@ -208,7 +138,8 @@ def convert(model_dir: Path, target: Path, quantization: str, fingerprint: str) 
     # the exact tokenizer transformers uses (added tokens included), readable without transformers
     tokenizer.backend_tokenizer.save(str(temporary / "tokenizer.json"))
     eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.eos_token_id
-    meta = {"fingerprint": fingerprint, "source": str(model_dir.resolve()), "quantization": quantization,
+    meta = {"fingerprint": fingerprint, "content": CACHE.content_digest(model_dir, quantization),
+            "source": str(model_dir.resolve()), "quantization": quantization,
             "n_positions": config.n_positions, "eos_id": eos_id, "placeholders": placeholders}
     (temporary / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     replace_directory(temporary, target)
@@ -416,7 +347,7 @@ def main(argv=None):
         if args.in_process:  # the child of converted(): its caller holds the lock
             import torch  # noqa: F401  (converting imports it anyway)
 
-            convert(model_dir, cache_dir(model_dir, args.quantization), args.quantization,
+            convert(model_dir, CACHE.target(model_dir, args.quantization), args.quantization,
                     source_fingerprint(model_dir, args.quantization))
         else:
             print(converted(model_dir, args.quantization))

@@ -8,14 +8,8 @@ Features:
   (a stateful IR: the KV cache lives inside the model), compresses its weights with NNCF
   (int8: per output channel, asymmetric; int4: group-wise, embeddings kept int8), saves the
   tokenizer as tokenizer.json and writes last a file recording what it was made from.
-- The cache is up to date when its source files have the names, sizes and modification
-  times it recorded, or, failing that (a copy that reset the times, a Docker layer), the
-  same contents: a digest of every source file, recorded at conversion and compared only
-  when the times differ. Anything else (a finetune rewrote the weights, another openvino)
-  converts again. A conversion writes a temporary directory renamed into place under a
-  lock: two processes never convert one model at once and none sees half a model. A model
-  that cannot be converted leaves a note (``.ov-int8.failed``) with the reason, so the next
-  process does not spend seconds trying again; a changed source or package tries again.
+- The cache (current when its source is unchanged, converted once under a lock, a note left
+  when a model cannot be converted) is shared.generation.conversion's, as for CTranslate2.
 - Converting imports torch, transformers, optimum-intel and NNCF (seconds, about 1 GB, once).
   A process that has not imported torch converts in a child
   (``python -m shared.generation.openvino MODEL_DIR int8``): at run time the backend needs only
@@ -69,38 +63,29 @@ Where it differs from the transformers backend:
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
 import itertools
 import json
 import logging
 import os
 import random
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from filelock import FileLock
-
 from shared.errors import ModelError, first_line
 from shared.files import replace_directory
-from shared.generation.model import STOP_MARKER, GenerationStats, Model, Sampling, StopFlags
+from shared.generation.conversion import Cache, version
+from shared.generation.model import GenerationStats, Model, Sampling, StopFlags
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = ".ov-"
-META_FILE = "ssi-bot-openvino.json"     # written last: a directory without it is incomplete
-# the conversion recipe: a change to convert() that alters its output bumps this
-FORMAT = 1
-# the files a conversion reads: any change to one of them means converting again
-SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                "pytorch_model.bin.index.json", "tokenizer.json", "vocab.json", "merges.txt",
-                "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
-# the packages whose versions decide whether a conversion fails or what it writes
-CONVERTER_PACKAGES = ("openvino", "optimum-intel", "nncf", "transformers", "torch")
 PRECISIONS = ("int8", "int4", "fp32")
 CANNOT_CONVERT = "cannot load the model (converting it for OpenVINO)"
+# the packages whose versions decide whether a conversion fails or what it writes
+CONVERTER_PACKAGES = ("openvino", "optimum-intel", "nncf", "transformers", "torch")
+CACHE = Cache("openvino", "OpenVINO", prefix=".ov-", meta_file="ssi-bot-openvino.json", runtime="openvino",
+              converters=CONVERTER_PACKAGES, format=1, cannot_convert=CANNOT_CONVERT)
+CACHE_PREFIX, META_FILE = CACHE.prefix, CACHE.meta_file
 # int4 weights: groups of this many input channels share a scale (NNCF's default for LLMs)
 INT4_GROUP_SIZE = 128
 
@@ -135,141 +120,15 @@ SCHEDULER = {
 # --- conversion and its cache ----------------------------------------------------------------
 
 def converted(model_dir: Path, precision: str = "int8", shown: str = "") -> Path:
-    """The OpenVINO conversion of ``model_dir`` (a transformers GPT-2 directory).
-
-    Converts when no cache is up to date; raises ``ModelError`` when the conversion fails
-    (now, or before with the same source and packages). ``shown`` names the model in messages.
-    """
-    model_dir = Path(model_dir)
-    shown = shown or str(model_dir)
+    """The OpenVINO conversion of ``model_dir`` (a transformers GPT-2 directory), converted
+    now when no cache is current; ``ModelError`` when it cannot be (shared.generation.conversion)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    fingerprint = source_fingerprint(model_dir, precision)
-    candidates = cache_dirs(model_dir, precision)
-    for target in candidates:
-        if _meta(target).get("fingerprint") == fingerprint:
-            return target
-    # the times differ: a cache whose recorded contents still match is up to date
-    for target in candidates:
-        recorded = _meta(target).get("content")
-        if recorded and recorded == content_digest(model_dir, precision):
-            _refresh_fingerprint(target, fingerprint)
-            return target
-    target = candidates[0] if _writable(model_dir) else candidates[-1]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    failed = _failure_note(target)
-    with FileLock(target.with_name(target.name + ".lock")):
-        if _meta(target).get("fingerprint") == fingerprint:  # another process converted it meanwhile
-            return target
-        note = _read_json(failed)
-        if note.get("fingerprint") == _failure_key(fingerprint):
-            raise ModelError(f"{shown}: {note['reason']}")
-        log.info("%s: converting for OpenVINO (%s) into %s", shown, precision, target)
-        try:
-            if "torch" in sys.modules:
-                convert(model_dir, target, precision, fingerprint)
-            else:
-                _convert_in_child(model_dir, precision, shown)
-        except ModelError as exc:
-            reason = str(exc).removeprefix(f"{shown}: ").removeprefix(f"{model_dir}: ")
-            failed.write_text(json.dumps({"fingerprint": _failure_key(fingerprint), "reason": reason}),
-                              encoding="utf-8")
-            raise ModelError(f"{shown}: {reason}") from exc
-        failed.unlink(missing_ok=True)
-    if _meta(target).get("fingerprint") != fingerprint:
-        raise ModelError(f"{shown}: the OpenVINO conversion in {target} does not match its source; "
-                         f"is the model being rewritten?")
-    return target
-
-
-def cache_dirs(model_dir: Path, precision: str) -> list[Path]:
-    """Where the conversion of ``model_dir`` may live: beside it, then in the user's cache.
-
-    A model folder that is read-only now (a container's image, a read-only mount) may still
-    hold a conversion made when it was writable (at build time): it is looked for first.
-    """
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ssi-bot" / "openvino"
-    digest = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
-    return [model_dir / f"{CACHE_PREFIX}{precision}", base / f"{model_dir.name}-{digest}" / f"{CACHE_PREFIX}{precision}"]
+    return CACHE.converted(Path(model_dir), precision, shown or str(model_dir), convert)
 
 
 def source_fingerprint(model_dir: Path, precision: str) -> str:
-    """A digest of what a conversion depends on, cheap to compute: the source files' names,
-    sizes and modification times, the precision, the recipe and the openvino version (its IR
-    and compiled kernels change with it)."""
-    parts = [precision, str(FORMAT), _version("openvino")]
-    for name in SOURCE_FILES:
-        path = model_dir / name
-        if path.is_file():
-            stat = path.stat()
-            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def content_digest(model_dir: Path, precision: str) -> str:
-    """A digest of the source files' contents (reads them all: about a second for 124M)."""
-    digest = hashlib.blake2b(f"{precision}\n{FORMAT}\n{_version('openvino')}".encode())
-    for name in SOURCE_FILES:
-        path = model_dir / name
-        if path.is_file():
-            digest.update(f"\n{name}:{path.stat().st_size}\n".encode())
-            with open(path, "rb") as handle:
-                while chunk := handle.read(1 << 22):
-                    digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
-def _failure_key(fingerprint: str) -> str:
-    """A failed conversion is tried again when the source or a converting package changes."""
-    return hashlib.sha256(" ".join([fingerprint] + [_version(p) for p in CONVERTER_PACKAGES]).encode()).hexdigest()
-
-
-def _failure_note(target: Path) -> Path:
-    return target.with_name(target.name + ".failed")
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _meta(target: Path) -> dict:
-    return _read_json(target / META_FILE)
-
-
-def _refresh_fingerprint(target: Path, fingerprint: str) -> None:
-    """Record the source's new times, so the next load skips reading its contents."""
-    if not _writable(target):
-        return
-    meta = _meta(target)
-    meta["fingerprint"] = fingerprint
-    temporary = target / f"{META_FILE}.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(temporary, target / META_FILE)
-
-
-def _convert_in_child(model_dir: Path, precision: str, shown: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "shared.generation.openvino", str(model_dir), precision,
-                           "--in-process"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {done.returncode}"
-        reason = reason.removeprefix(f"{model_dir}: ")  # the child's ModelError says "<model_dir>: <problem>"
-        raise ModelError(f"{shown}: {reason if reason.startswith(CANNOT_CONVERT) else f'{CANNOT_CONVERT}: {reason}'}")
+    return CACHE.fingerprint(model_dir, precision)
 
 
 def convert(model_dir: Path, target: Path, precision: str, fingerprint: str) -> None:
@@ -291,7 +150,7 @@ def convert(model_dir: Path, target: Path, precision: str, fingerprint: str) -> 
         if len(tokenizer) > config.vocab_size:
             raise ModelError(f"{model_dir}: the tokenizer has {len(tokenizer)} entries but the model only "
                              f"{config.vocab_size} — tokenizer and weights do not belong together")
-        digest = content_digest(model_dir, precision)
+        digest = CACHE.content_digest(model_dir, precision)
         main_export(str(model_dir), temporary, task="text-generation-with-past", local_files_only=True,
                     ov_config=OVConfig(dtype="fp32"), convert_tokenizer=False, stateful=True)
         xml = temporary / "openvino_model.xml"
@@ -317,7 +176,7 @@ def convert(model_dir: Path, target: Path, precision: str, fingerprint: str) -> 
     meta = {"fingerprint": fingerprint, "content": digest, "source": str(model_dir.resolve()),
             "precision": precision, "n_positions": config.n_positions, "eos_id": eos_id,
             "vocab_size": config.vocab_size, "tokenizer_size": len(tokenizer),
-            "converted_with": {p: _version(p) for p in CONVERTER_PACKAGES}}
+            "converted_with": {p: version(p) for p in CONVERTER_PACKAGES}}
     (temporary / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     replace_directory(temporary, target)
 
@@ -382,7 +241,7 @@ class OpenVINOModel(Model):
         try:
             import openvino_genai
 
-            meta = _meta(converted_dir)
+            meta = CACHE.meta(converted_dir)
             text_tokenizer = Tokenizer.from_file(str(converted_dir / "tokenizer.json"))
             self.pipeline = openvino_genai.ContinuousBatchingPipeline(
                 str(converted_dir), scheduler_config(), "CPU", self.properties)
@@ -667,7 +526,7 @@ def main(argv=None):
     model_dir = Path(args.model_dir)
     try:
         if args.in_process:  # the child of converted(): its caller holds the lock
-            target = cache_dirs(model_dir, args.precision)[0 if _writable(model_dir) else -1]
+            target = CACHE.target(model_dir, args.precision)
             convert(model_dir, target, args.precision, source_fingerprint(model_dir, args.precision))
         elif args.all:
             if not model_dir.is_dir():
