@@ -229,8 +229,17 @@ def repeats_thread(reply: str, thread_texts: Iterable[str], threshold: float = S
 
 # --- checks on generated text -----------------------------------------------------------
 
+# a tag's closing half: in generated text it means a tag the model misspelt without its "<|"
+TAG_RESIDUE = "|>"
+
+
 def _too_long(text: str, limit: int) -> str | None:
     return f"too long: {len(text)} > {limit} chars" if len(text) > limit else None
+
+
+def _broken_tag(*texts: str) -> str | None:
+    # "let me knoweoopr|>": the stop rule ends replies at "<|" and never saw this one
+    return "broken tag: |>" if any(TAG_RESIDUE in text for text in texts) else None
 
 
 def _negative(matcher: KeywordMatcher, *texts: str) -> str | None:
@@ -244,14 +253,14 @@ def check_reply(text: str | None, negative_keywords: KeywordMatcher, thread_text
 
     ``text`` is what ``tagging.extract_reply`` returned (None: "unclosed").
     The reasons, in the order checked: ``"unclosed"``, ``"empty"``,
-    ``"too long: 10234 > 10000 chars"``, ``"negative keyword: xyz"``,
+    ``"too long: 10234 > 10000 chars"``, ``"broken tag: |>"``, ``"negative keyword: xyz"``,
     ``"repeats the thread (similarity 0.97)"`` (against ``thread_texts``).
     """
     if text is None:
         return "unclosed"
     if not text.strip():
         return "empty"
-    reason = _too_long(text, limits.comment) or _negative(negative_keywords, text)
+    reason = _too_long(text, limits.comment) or _broken_tag(text) or _negative(negative_keywords, text)
     if reason:
         return reason
     ratio = _first_repeat(text, thread_texts, threshold)
@@ -266,7 +275,7 @@ def check_submission(title: str | None, body: str, negative_keywords: KeywordMat
     ``title`` None means ``tagging.extract_submission`` found no closed title.
     Pass "" as ``body`` for a link post. The reasons, in the order checked:
     ``"unclosed"``, ``"empty title"``, ``"title too long: 312 > 300 chars"``,
-    ``"body too long: 40100 > 40000 chars"``, ``"negative keyword: xyz"``,
+    ``"body too long: 40100 > 40000 chars"``, ``"broken tag: |>"``, ``"negative keyword: xyz"``,
     ``"repeats a recent title (similarity 0.97)"`` (against ``recent_titles``).
     """
     if title is None:
@@ -277,7 +286,7 @@ def check_submission(title: str | None, body: str, negative_keywords: KeywordMat
         return f"title {reason}"
     if reason := _too_long(body, limits.self_post_body):
         return f"body {reason}"
-    if reason := _negative(negative_keywords, title, body):
+    if reason := _broken_tag(title, body) or _negative(negative_keywords, title, body):
         return reason
     ratio = _first_repeat(title, recent_titles, threshold)
     return f"repeats a recent title (similarity {ratio:.2f})" if ratio is not None else None

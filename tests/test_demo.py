@@ -21,7 +21,7 @@ def test_the_demo_runs_offline_and_the_bot_talks_and_the_console_shows_it(demo_m
     assert page.status_code == 200 and "Items per state" in page.text
     assert "What u/DemoBot-GPT2 said on r/SubSimDemo in 2 cycles:" in out
     replies = [line for line in out.splitlines() if line.startswith("    u/DemoBot-GPT2: ")]
-    assert replies and all("<|" not in line for line in replies)
+    assert replies and all("<|" not in line and "|>" not in line for line in replies)
     assert "DemoBot-GPT2: " in out and " posted" in out
     assert "The console stopped with the demo" in out
     assert "Traceback" not in err

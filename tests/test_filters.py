@@ -268,6 +268,8 @@ def test_acceptable_reply_has_no_reason():
     ("x" * 10_234, "too long: 10234 > 10000 chars"),
     ("Nazis and trump", "negative keyword: nazis, trump"),
     ("Is it sunny?", "repeats the thread (similarity 1.00)"),
+    ("Let me knoweoopr|>", "broken tag: |>"),          # a misspelt tag the stop rule cannot see
+    ("a |> b, the pipe operator", "broken tag: |>"),
 ])
 def test_reply_reasons(text, reason):
     assert check_reply(text, KeywordMatcher(["nazi*", "trump"]), ["Is it sunny?"]) == reason
@@ -302,6 +304,8 @@ def test_acceptable_submission_has_no_reason():
     ("ok", "b" * 40_001, "body too long: 40001 > 40000 chars"),
     ("About trump", "nazis", "negative keyword: trump, nazis"),
     ("Daily thread", "", "repeats a recent title (similarity 1.00)"),
+    ("Help with my cateot|>", "", "broken tag: |>"),
+    ("My cat", "He sits on my headeost|>", "broken tag: |>"),
 ])
 def test_submission_reasons(title, body, reason):
     assert check_submission(title, body, KeywordMatcher(["nazi*", "trump"]), ["daily  thread"]) == reason
