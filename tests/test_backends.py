@@ -39,43 +39,56 @@ def model_copy(tmp_path, tiny_model_dir):
 
 # --- conversion cache ------------------------------------------------------------------
 
-def test_the_conversion_is_cached_beside_the_model_and_reused(model_copy):
-    model = load(model_copy, backend="ctranslate2")
-    cache = model_copy / ".ct2-int8"
-    assert model.converted_dir == cache and (cache / "model.bin").is_file() and (cache / ct2.META_FILE).is_file()
-    converted_at = (cache / "model.bin").stat().st_mtime_ns
-    assert ct2.converted(model_copy, "int8") == cache
-    assert (cache / "model.bin").stat().st_mtime_ns == converted_at  # not converted again
-    assert not [p for p in model_copy.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+# both backends keep their conversions in shared.generation.conversion's cache
+CONVERTING = pytest.mark.parametrize("backend, module, weights", [
+    ("ctranslate2", ct2, "model.bin"), ("openvino", openvino, "openvino_model.bin")])
 
 
-def test_a_changed_source_is_converted_again(model_copy, rigged_model_dir):
-    before = load(model_copy, backend="ctranslate2").generate([THREAD], GREEDY_NO_PENALTY)
-    cache = model_copy / ".ct2-int8"
-    converted_at = (cache / "model.bin").stat().st_mtime_ns
+@CONVERTING
+def test_the_conversion_is_cached_beside_the_model_and_reused(model_copy, backend, module, weights):
+    model = load(model_copy, backend=backend)
+    cache = model_copy / f"{module.CACHE_PREFIX}int8"
+    assert model.converted_dir == cache
+    for name in (weights, "tokenizer.json", module.META_FILE):
+        assert (cache / name).is_file(), name
+    converted_at = (cache / weights).stat().st_mtime_ns
+    assert module.converted(model_copy, "int8") == cache
+    assert (cache / weights).stat().st_mtime_ns == converted_at  # not converted again
+    assert not [p for p in model_copy.iterdir() if ".tmp-" in p.name or ".old" in p.name]
+
+
+@CONVERTING
+def test_a_changed_source_is_converted_again(model_copy, rigged_model_dir, backend, module, weights):
+    before = load(model_copy, backend=backend).generate([THREAD], GREEDY_NO_PENALTY)
+    cache = model_copy / f"{module.CACHE_PREFIX}int8"
+    converted_at = (cache / weights).stat().st_mtime_ns
     # a finetune rewrites the weights in place: here, a model that closes at once
     shutil.copy(rigged_model_dir(["<|"], strength=30.0) / "model.safetensors", model_copy / "model.safetensors")
     generation._models.clear()
-    model = load(model_copy, backend="ctranslate2")
-    assert (cache / "model.bin").stat().st_mtime_ns != converted_at
+    model = load(model_copy, backend=backend)
+    assert (cache / weights).stat().st_mtime_ns != converted_at
     assert model.generate([THREAD], GREEDY_NO_PENALTY) == [["<|"]] != before
 
 
-def test_an_incomplete_conversion_is_never_used(model_copy):
-    load(model_copy, backend="ctranslate2")
-    cache = model_copy / ".ct2-int8"
-    (cache / ct2.META_FILE).unlink()                 # as if a conversion died before its last file
+@CONVERTING
+def test_an_incomplete_conversion_is_never_used(model_copy, backend, module, weights):
+    load(model_copy, backend=backend)
+    cache = model_copy / f"{module.CACHE_PREFIX}int8"
+    (cache / module.META_FILE).unlink()              # as if a conversion died before its last file
     generation._models.clear()
-    assert load(model_copy, backend="ctranslate2").generate([THREAD], GREEDY_NO_PENALTY)
-    assert (cache / ct2.META_FILE).is_file()
+    assert load(model_copy, backend=backend).generate([THREAD], GREEDY_NO_PENALTY)
+    assert (cache / module.META_FILE).is_file()
 
 
-def test_a_read_only_model_directory_is_converted_into_the_user_cache(model_copy, tmp_path, monkeypatch):
+@CONVERTING
+def test_a_read_only_model_directory_is_converted_into_the_user_cache(model_copy, tmp_path, monkeypatch,
+                                                                      backend, module, weights):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(ct2.os, "access", lambda path, mode: False)  # as for a read-only mount
-    target = ct2.CACHE.target(model_copy, "int8")
-    assert target.is_relative_to(tmp_path / "cache" / "ssi-bot" / "ct2")
-    assert ct2.converted(model_copy, "int8") == target and not (model_copy / ".ct2-int8").exists()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only mount
+    target = module.CACHE.target(model_copy, "int8")
+    assert target.is_relative_to(tmp_path / "cache" / "ssi-bot" / module.CACHE.backend)
+    assert module.converted(model_copy, "int8") == target
+    assert not (model_copy / f"{module.CACHE_PREFIX}int8").exists()
 
 
 def test_a_bot_process_converts_in_a_child_and_never_imports_torch(model_copy):
@@ -100,33 +113,9 @@ def test_importing_the_online_jobs_stays_light():
 
 # --- OpenVINO: the conversion cache --------------------------------------------------------
 
-def test_the_openvino_conversion_is_cached_beside_the_model_and_reused(model_copy):
-    model = load(model_copy, backend="openvino")
-    cache = model_copy / ".ov-int8"
-    assert model.converted_dir == cache
-    for name in ("openvino_model.xml", "openvino_model.bin", "tokenizer.json", openvino.META_FILE):
-        assert (cache / name).is_file(), name
-    converted_at = (cache / "openvino_model.bin").stat().st_mtime_ns
-    assert openvino.converted(model_copy, "int8") == cache
-    assert (cache / "openvino_model.bin").stat().st_mtime_ns == converted_at  # not converted again
-    assert not [p for p in model_copy.iterdir() if ".tmp-" in p.name or ".old" in p.name]
-
-
-def test_a_changed_source_is_converted_again_for_openvino(model_copy, rigged_model_dir):
-    before = load(model_copy, backend="openvino").generate([THREAD], GREEDY_NO_PENALTY)
-    cache = model_copy / ".ov-int8"
-    converted_at = (cache / "openvino_model.bin").stat().st_mtime_ns
-    # a finetune rewrites the weights in place: here, a model that closes at once
-    shutil.copy(rigged_model_dir(["<|"], strength=30.0) / "model.safetensors", model_copy / "model.safetensors")
-    generation._models.clear()
-    model = load(model_copy, backend="openvino")
-    assert (cache / "openvino_model.bin").stat().st_mtime_ns != converted_at
-    assert model.generate([THREAD], GREEDY_NO_PENALTY) == [["<|"]] != before
-
-
-@pytest.mark.parametrize("backend, module", [("openvino", openvino), ("ctranslate2", ct2)])
+@CONVERTING
 def test_a_copy_with_new_times_but_the_same_contents_is_not_converted_again(model_copy, tmp_path, caplog,
-                                                                            backend, module):
+                                                                            backend, module, weights):
     """A copy that resets modification times (a Docker layer, cp without -p) keeps its
     conversion: the contents are compared when the times differ, and the new times recorded."""
     load(model_copy, backend=backend)
@@ -142,24 +131,6 @@ def test_a_copy_with_new_times_but_the_same_contents_is_not_converted_again(mode
     assert model.converted_dir == cache and "converting" not in caplog.text
     meta = json.loads((cache / module.META_FILE).read_text())
     assert meta["fingerprint"] == module.source_fingerprint(copy, "int8")   # next time: no reading
-
-
-def test_an_incomplete_openvino_conversion_is_never_used(model_copy):
-    load(model_copy, backend="openvino")
-    cache = model_copy / ".ov-int8"
-    (cache / openvino.META_FILE).unlink()          # as if a conversion died before its last file
-    generation._models.clear()
-    assert load(model_copy, backend="openvino").generate([THREAD], GREEDY_NO_PENALTY)
-    assert (cache / openvino.META_FILE).is_file()
-
-
-def test_a_read_only_model_directory_is_converted_into_the_user_cache_for_openvino(model_copy, tmp_path,
-                                                                                    monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(openvino.os, "access", lambda path, mode: False)  # as for a read-only mount
-    target = openvino.converted(model_copy, "int8")
-    assert target.is_relative_to(tmp_path / "cache" / "ssi-bot" / "openvino")
-    assert not (model_copy / ".ov-int8").exists()
 
 
 def test_a_conversion_made_while_writable_is_used_when_the_folder_is_read_only(model_copy, tmp_path, monkeypatch):
